@@ -1,0 +1,247 @@
+"""`[tool.flowship]` and the environment, read once into one frozen object.
+
+This is the only module that reads `os.environ` (through `load_config`'s
+`env` argument, which tests pass explicitly). Unknown or mistyped keys are
+errors naming the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flowship.errors import ConfigError
+
+PYPROJECT = "pyproject.toml"
+
+
+@dataclass(frozen=True)
+class GpuCapacity:
+    """An ECS capacity provider backed by GPU instances of one type."""
+
+    name: str  # the ECS capacity provider's name
+    instance_type: str
+    gpus: int
+    vcpus: int
+    memory: int  # MiB
+    disk: int  # GiB
+
+
+@dataclass(frozen=True)
+class ImageFamily:
+    """A repository's own image family, or an override of a built-in one."""
+
+    name: str
+    template: str | None = None  # repo-relative jinja2 Dockerfile; None = built-in
+    requirements: tuple[str, ...] = ()
+    context: tuple[str, ...] = ()  # repo-relative globs copied into the deps build
+    args: Mapping[str, str] = field(default_factory=dict)  # template parameters
+    platform: str = "linux/amd64"
+
+
+@dataclass(frozen=True)
+class AwsConfig:
+    region: str | None = None
+    cluster: str = "flowship"
+    execution_role_arn: str | None = None
+    task_role_arn: str | None = None
+    log_group: str = "/flowship"
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    assign_public_ip: bool = False
+    prefect_api_key_secret_arn: str | None = None
+    gpu_capacity: tuple[GpuCapacity, ...] = ()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What comes from the environment: endpoints and secrets, never from pyproject."""
+
+    prefect_api_url: str | None = None
+    prefect_api_key: str | None = None
+    prefect_ui_url: str | None = None
+    aws_endpoint_url: str | None = None
+    github_token: str | None = None
+    github_api_url: str = "https://api.github.com"
+    in_actions: bool = False
+    cache_dir: str | None = None
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self.prefect_api_key, self.github_token) if s]
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    flows: str = "flows"
+    default_branch: str = "main"
+    project: str = "flowship"
+    data: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # glob -> flow names
+    images: Mapping[str, ImageFamily] = field(default_factory=dict)
+    registry: str | None = None  # any registry, e.g. localhost:5000/flowship
+    ecr_repository: str | None = None
+    aws: AwsConfig = field(default_factory=AwsConfig)
+    local_pool: str = "flowship-local"
+    ecs_pool: str = "flowship-ecs"
+    env: Environment = field(default_factory=Environment)
+
+
+_TOP = {"flows", "default-branch", "project", "data", "images", "registry", "ecr-repository", "aws", "pools"}
+_IMAGE = {"template", "requirements", "context", "args", "platform"}
+_AWS = {
+    "region", "cluster", "execution-role-arn", "task-role-arn", "log-group", "subnets",
+    "security-groups", "assign-public-ip", "prefect-api-key-secret-arn", "gpu-capacity",
+}
+_CAPACITY = {"name", "instance-type", "gpus", "vcpus", "memory", "disk"}
+_POOLS = {"local", "ecs"}
+
+
+def load_config(root: Path | str, env: Mapping[str, str] | None = None) -> Config:
+    """Read `<root>/pyproject.toml`; no file or no table means all defaults."""
+    root = Path(root)
+    path = root / PYPROJECT
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    return parse_config(text, root=root, env=os.environ if env is None else env)
+
+
+def parse_config(text: str, *, root: Path, env: Mapping[str, str]) -> Config:
+    try:
+        doc = tomllib.loads(text) if text else {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"pyproject.toml is not valid TOML: {exc}.") from None
+    table = doc.get("tool", {}).get("flowship", {})
+    _check_keys("tool.flowship", table, _TOP)
+    pools = _table("tool.flowship.pools", table.get("pools", {}))
+    _check_keys("tool.flowship.pools", pools, _POOLS)
+    return Config(
+        root=root,
+        flows=_str("tool.flowship.flows", table.get("flows", "flows")).strip("/"),
+        default_branch=_str("tool.flowship.default-branch", table.get("default-branch", "main")),
+        project=_str("tool.flowship.project", table.get("project", "flowship")),
+        data={
+            glob: _strs(f"tool.flowship.data.{glob!r}", names)
+            for glob, names in _table("tool.flowship.data", table.get("data", {})).items()
+        },
+        images={
+            name: _image(name, spec)
+            for name, spec in _table("tool.flowship.images", table.get("images", {})).items()
+        },
+        registry=_opt_str("tool.flowship.registry", table.get("registry")),
+        ecr_repository=_opt_str("tool.flowship.ecr-repository", table.get("ecr-repository")),
+        aws=_aws(_table("tool.flowship.aws", table.get("aws", {}))),
+        local_pool=_str("tool.flowship.pools.local", pools.get("local", "flowship-local")),
+        ecs_pool=_str("tool.flowship.pools.ecs", pools.get("ecs", "flowship-ecs")),
+        env=environment(env),
+    )
+
+
+def environment(env: Mapping[str, str]) -> Environment:
+    return Environment(
+        prefect_api_url=env.get("PREFECT_API_URL") or None,
+        prefect_api_key=env.get("PREFECT_API_KEY") or None,
+        prefect_ui_url=env.get("FLOWSHIP_PREFECT_UI_URL") or env.get("PREFECT_UI_URL") or None,
+        aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        github_token=env.get("GITHUB_TOKEN") or None,
+        github_api_url=env.get("GITHUB_API_URL") or "https://api.github.com",
+        in_actions=env.get("GITHUB_ACTIONS") == "true",
+        cache_dir=env.get("FLOWSHIP_CACHE_DIR") or None,
+    )
+
+
+def _image(name: str, spec: Any) -> ImageFamily:
+    key = f"tool.flowship.images.{name}"
+    spec = _table(key, spec)
+    _check_keys(key, spec, _IMAGE)
+    args = _table(f"{key}.args", spec.get("args", {}))
+    return ImageFamily(
+        name=name,
+        template=_opt_str(f"{key}.template", spec.get("template")),
+        requirements=_strs(f"{key}.requirements", spec.get("requirements", [])),
+        context=_strs(f"{key}.context", spec.get("context", [])),
+        args={k: str(v) for k, v in args.items()},
+        platform=_str(f"{key}.platform", spec.get("platform", "linux/amd64")),
+    )
+
+
+def _aws(table: dict[str, Any]) -> AwsConfig:
+    _check_keys("tool.flowship.aws", table, _AWS)
+    capacities = table.get("gpu-capacity", [])
+    if not isinstance(capacities, list):
+        raise ConfigError("tool.flowship.aws.gpu-capacity must be an array of tables ([[tool.flowship.aws.gpu-capacity]]).")
+    assign = table.get("assign-public-ip", False)
+    if not isinstance(assign, bool):
+        raise ConfigError("tool.flowship.aws.assign-public-ip must be true or false.")
+    return AwsConfig(
+        region=_opt_str("tool.flowship.aws.region", table.get("region")),
+        cluster=_str("tool.flowship.aws.cluster", table.get("cluster", "flowship")),
+        execution_role_arn=_opt_str("tool.flowship.aws.execution-role-arn", table.get("execution-role-arn")),
+        task_role_arn=_opt_str("tool.flowship.aws.task-role-arn", table.get("task-role-arn")),
+        log_group=_str("tool.flowship.aws.log-group", table.get("log-group", "/flowship")),
+        subnets=_strs("tool.flowship.aws.subnets", table.get("subnets", [])),
+        security_groups=_strs("tool.flowship.aws.security-groups", table.get("security-groups", [])),
+        assign_public_ip=assign,
+        prefect_api_key_secret_arn=_opt_str(
+            "tool.flowship.aws.prefect-api-key-secret-arn", table.get("prefect-api-key-secret-arn")
+        ),
+        gpu_capacity=tuple(_capacity(i, c) for i, c in enumerate(capacities)),
+    )
+
+
+def _capacity(index: int, spec: Any) -> GpuCapacity:
+    key = f"tool.flowship.aws.gpu-capacity[{index}]"
+    spec = _table(key, spec)
+    _check_keys(key, spec, _CAPACITY)
+    for required in sorted(_CAPACITY):
+        if required not in spec:
+            raise ConfigError(f"{key}.{required} is missing; a GPU capacity needs {', '.join(sorted(_CAPACITY))}.")
+    return GpuCapacity(
+        name=_str(f"{key}.name", spec["name"]),
+        instance_type=_str(f"{key}.instance-type", spec["instance-type"]),
+        gpus=_pos_int(f"{key}.gpus", spec["gpus"]),
+        vcpus=_pos_int(f"{key}.vcpus", spec["vcpus"]),
+        memory=_pos_int(f"{key}.memory", spec["memory"]),
+        disk=_pos_int(f"{key}.disk", spec["disk"]),
+    )
+
+
+def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else f" Known keys: {', '.join(sorted(allowed))}."
+            raise ConfigError(f"{where}.{key} is not a flowship setting.{hint}")
+
+
+def _table(key: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must be a table, not {type(value).__name__}.")
+    return value
+
+
+def _str(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key} must be a non-empty string, not {value!r}.")
+    return value
+
+
+def _opt_str(key: str, value: Any) -> str | None:
+    return None if value is None else _str(key, value)
+
+
+def _strs(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{key} must be a list of strings, not {value!r}.")
+    return tuple(value)
+
+
+def _pos_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{key} must be a positive whole number, not {value!r}.")
+    return value

@@ -1,0 +1,148 @@
+"""The Plan: what a commit range asks to deploy, delete and build, and why.
+
+Its JSON (schema 1) is a contract (DESIGN.md): `plan --json` writes it and
+`build`/`deploy --plan FILE` read it. Fields beyond the contract's are
+additive (`declaration`, `line`, `deps_tag`) so readers of schema 1 keep working.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flowship.errors import InputError
+from flowship.scope import Scope
+from flowship.workflow import AwsEcsMachine, Workflow
+
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class PlannedWorkflow:
+    name: str
+    file: str
+    entrypoint: str
+    deployment: str
+    image: str  # the image family
+    workflow: Workflow
+    reasons: tuple[str, ...] = ()
+    line: int = 1
+
+    @property
+    def machine(self) -> AwsEcsMachine:
+        return self.workflow.machine
+
+    def to_json(self) -> dict[str, Any]:
+        declaration = self.workflow.to_json()
+        machine = declaration.pop("machine")
+        return {
+            "name": self.name,
+            "file": self.file,
+            "entrypoint": self.entrypoint,
+            "deployment": self.deployment,
+            "image": self.image,
+            "machine": machine,
+            "reasons": list(self.reasons),
+            "line": self.line,
+            "declaration": declaration,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlannedWorkflow:
+        workflow = Workflow.from_json({"machine": data["machine"], **data.get("declaration", {})})
+        return cls(
+            name=data["name"],
+            file=data["file"],
+            entrypoint=data["entrypoint"],
+            deployment=data["deployment"],
+            image=data["image"],
+            workflow=workflow,
+            reasons=tuple(data.get("reasons", ())),
+            line=data.get("line", 1),
+        )
+
+
+@dataclass(frozen=True)
+class Deletion:
+    name: str
+    deployment: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "deployment": self.deployment}
+
+
+@dataclass(frozen=True)
+class PlannedImage:
+    name: str  # the family
+    tag: str  # the code image's tag, `<family>-<sha>`
+    rebuild: bool  # the deps image's inputs changed (or --force-rebuild)
+    reasons: tuple[str, ...] = ()
+    deps_tag: str | None = None  # `<family>-deps-<hash>`
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "tag": self.tag,
+            "rebuild": self.rebuild,
+            "reasons": list(self.reasons),
+            "deps_tag": self.deps_tag,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    base: str | None
+    head: str
+    scope: Scope
+    workflows: tuple[PlannedWorkflow, ...] = ()
+    delete: tuple[Deletion, ...] = ()
+    images: tuple[PlannedImage, ...] = ()
+    problems: tuple[str, ...] = field(default=())  # `file:line: message`, for the report
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "base": self.base,
+            "head": self.head,
+            "scope": self.scope.to_json(),
+            "workflows": [w.to_json() for w in self.workflows],
+            "delete": [d.to_json() for d in self.delete],
+            "images": [i.to_json() for i in self.images],
+            "problems": list(self.problems),
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise InputError(f"this is not a flowship plan of schema {SCHEMA}; write one with `flowship plan --json`.")
+        try:
+            return cls(
+                base=data["base"],
+                head=data["head"],
+                scope=Scope.from_json(data["scope"]),
+                workflows=tuple(PlannedWorkflow.from_json(w) for w in data["workflows"]),
+                delete=tuple(Deletion(d["name"], d["deployment"]) for d in data["delete"]),
+                images=tuple(
+                    PlannedImage(i["name"], i["tag"], bool(i["rebuild"]), tuple(i.get("reasons", ())), i.get("deps_tag"))
+                    for i in data["images"]
+                ),
+                problems=tuple(data.get("problems", ())),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"the plan is malformed ({type(exc).__name__}: {exc}); write it again with `flowship plan --json`.") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot read the plan {path}: {exc.strerror}.") from None
+        try:
+            return cls.from_json(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path} is not JSON ({exc.msg} at line {exc.lineno}).") from None

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Sets up everything flowship's demo and tests need on a fresh machine:
+# a virtualenv with flowship and its dev/ml extras, Debian's Docker engine
+# and registry, and a running dockerd. Idempotent: a second run is quick.
+# Sourced by scripts/test.sh and scripts/demo.sh.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="${PYTHON:-python3}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.flowship-installed"
+want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing flowship and its dependencies"
+    "$VENV/bin/pip" install -q --upgrade pip
+    # The CPU build of torch on this machine's disk; installing it first keeps
+    # pip from ever resolving a CUDA build for the example flows.
+    "$VENV/bin/pip" install -q "torch==2.13.0"
+    "$VENV/bin/pip" install -q -e "$ROOT[ml,dev]"
+    echo "$want" > "$stamp"
+fi
+
+need_apt=()
+command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+[ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        log "installing ${need_apt[*]} (Debian)"
+        apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null
+        # The package starts a registry with htpasswd auth; tests start their own.
+        systemctl stop docker-registry >/dev/null 2>&1 || pkill -f '^/usr/bin/docker-registry serve /etc/' || true
+    else
+        log "warning: ${need_apt[*]} missing and not root; Docker tests will skip"
+    fi
+fi
+
+if command -v dockerd >/dev/null 2>&1 && ! docker info >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        log "starting dockerd"
+        mkdir -p /var/log
+        # No iptables in this sandbox; builds use the host network.
+        nohup dockerd --iptables=false >/var/log/flowship-dockerd.log 2>&1 &
+        for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+        docker info >/dev/null 2>&1 || log "warning: dockerd did not start (see /var/log/flowship-dockerd.log)"
+    fi
+fi
+export PATH="$VENV/bin:$PATH"
