@@ -1,0 +1,5 @@
+"""`python -m flowship`."""
+
+from flowship.cli import entry
+
+entry()
