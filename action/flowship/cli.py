@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _plan_options(p)
     p.add_argument("--target", choices=["local", "ecs"], default="local")
     p.add_argument("--images", metavar="FILE", help="image references written by `build --output`")
+    p.add_argument("--force", action="store_true", help="deploy even where a newer (or unknown) commit runs: a rollback")
 
     p = sub.add_parser("cleanup", help="delete a branch's preview deployments")
     p.add_argument("--branch", metavar="NAME", required=True)
@@ -66,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bootstrap", help="create the ECR repository, ECS cluster and work pools a team needs")
     p.add_argument("--target", choices=["local", "ecs"], default="ecs")
 
-    sub.add_parser("ci", help="run the whole pipeline for the GitHub event in the environment")
+    p = sub.add_parser("ci", help="run the whole pipeline for the GitHub event in the environment")
+    # The action sets these through FLOWSHIP_TARGET / FLOWSHIP_DRY_RUN; the flags override them.
+    p.add_argument("--target", choices=["local", "ecs"], default=None, help="where deployments go (default: ecs)")
+    p.add_argument("--dry-run", action="store_true", help="plan and report only")
     return parser
 
 

@@ -70,6 +70,16 @@ class Environment:
     github_api_url: str = "https://api.github.com"
     in_actions: bool = False
     cache_dir: str | None = None
+    # The Actions context: the GITHUB_* variables (event name and payload path,
+    # $GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY, repository, run). Read by
+    # flowship.events and flowship.github, never straight from os.environ.
+    github: Mapping[str, str] = field(default_factory=dict)
+    # The composite action's inputs, which reach `flowship ci` through `env:`.
+    target: str | None = None  # FLOWSHIP_TARGET: local | ecs
+    flows: tuple[str, ...] = ()  # FLOWSHIP_FLOWS: deploy these whatever changed
+    force_rebuild: bool = False  # FLOWSHIP_FORCE_REBUILD
+    run_after_deploy: bool = False  # FLOWSHIP_RUN: start a run of each deployed flow and wait
+    dry_run: bool = False  # FLOWSHIP_DRY_RUN: plan and report only
 
     def secrets(self) -> list[str]:
         return [s for s in (self.prefect_api_key, self.github_token) if s]
@@ -132,7 +142,9 @@ def parse_config(text: str, *, root: Path, env: Mapping[str, str]) -> Config:
             for name, spec in _table("tool.flowship.images", table.get("images", {})).items()
         },
         registry=_opt_str("tool.flowship.registry", table.get("registry")),
-        ecr_repository=_opt_str("tool.flowship.ecr-repository", table.get("ecr-repository")),
+        # The action's `ecr-repository` input (FLOWSHIP_ECR_REPOSITORY) overrides pyproject.
+        ecr_repository=env.get("FLOWSHIP_ECR_REPOSITORY")
+        or _opt_str("tool.flowship.ecr-repository", table.get("ecr-repository")),
         aws=_aws(_table("tool.flowship.aws", table.get("aws", {}))),
         local_pool=_str("tool.flowship.pools.local", pools.get("local", "flowship-local")),
         ecs_pool=_str("tool.flowship.pools.ecs", pools.get("ecs", "flowship-ecs")),
@@ -150,7 +162,22 @@ def environment(env: Mapping[str, str]) -> Environment:
         github_api_url=env.get("GITHUB_API_URL") or "https://api.github.com",
         in_actions=env.get("GITHUB_ACTIONS") == "true",
         cache_dir=env.get("FLOWSHIP_CACHE_DIR") or None,
+        github={k: v for k, v in env.items() if k.startswith(("GITHUB_", "RUNNER_"))},
+        target=env.get("FLOWSHIP_TARGET") or None,
+        flows=tuple(f for f in env.get("FLOWSHIP_FLOWS", "").replace(",", " ").split() if f),
+        force_rebuild=_env_bool(env, "FLOWSHIP_FORCE_REBUILD"),
+        run_after_deploy=_env_bool(env, "FLOWSHIP_RUN"),
+        dry_run=_env_bool(env, "FLOWSHIP_DRY_RUN"),
     )
+
+
+def _env_bool(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in {"", "0", "false", "no", "off"}:
+        return False
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    raise ConfigError(f"{name}={value!r} must be true or false.")
 
 
 def _image(name: str, spec: Any) -> ImageFamily:

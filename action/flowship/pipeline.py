@@ -1,0 +1,304 @@
+"""`flowship ci`: the whole pipeline for the GitHub event in the environment.
+
+event → base (the last deployed commit, else the event's) → plan → images
+(target ecs) → deploy (records the head) → runs → report. Each stage is a
+`console.group`. A pull request from a fork, and a dry run, stop after the
+plan: a fork's run has no secrets, and nothing of it should get any.
+Reporting (summary, outputs, the PR comment) happens whatever happened
+before it, so a failed run still says what it did.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from flowship import console
+from flowship.config import Config
+from flowship.errors import EXIT_FAILURE, EXIT_OK, FlowshipError, InputError
+from flowship.github import Context, upsert_comment, write_outputs, write_summary
+from flowship.plan import Plan
+from flowship.report import DeploymentLine, ImageLine, Report, RunLine, comment_markdown, outputs, summary_markdown
+
+if TYPE_CHECKING:
+    from flowship.events import Event
+
+TARGETS = ("local", "ecs")
+_PROBLEM = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+): (?P<message>.*)$", re.S)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the run was asked to do beyond the event (the action's inputs)."""
+
+    target: str = "ecs"
+    flows: tuple[str, ...] = ()
+    force_rebuild: bool = False
+    run_after_deploy: bool = False
+    wait: bool = False
+    dry_run: bool = False
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: Any) -> Options:
+        env = config.env
+        target = overrides.pop("target", None) or env.target or "ecs"
+        if target not in TARGETS:
+            raise InputError(f"target {target!r} is not one of: {', '.join(TARGETS)}.")
+        return cls(target=target, flows=env.flows, force_rebuild=env.force_rebuild,
+                   run_after_deploy=env.run_after_deploy, dry_run=env.dry_run, **overrides)
+
+
+@dataclass
+class _Run:
+    """What the stages found out, for the report."""
+
+    title: str = "nothing to do"
+    notes: list[str] = field(default_factory=list)
+    plan: Plan | None = None
+    images: list[ImageLine] = field(default_factory=list)
+    deployments: list[DeploymentLine] = field(default_factory=list)
+    runs: list[RunLine] = field(default_factory=list)
+    failed: bool = False
+
+
+def run_ci(config: Config, options: Options) -> int:
+    from flowship.events import read_event
+
+    ctx = Context.from_env(config.env)
+    with console.group("Event"):
+        event = read_event(config.env.github, default_branch=config.default_branch)
+        console.info(event.reason)
+        if event.pr_title is not None:
+            console.info(f"pull request #{event.pr}: {event.pr_title}")  # neutralized: a title is anyone's text
+    run = _Run(title=_title(event))
+    run.notes.append(event.reason)
+    try:
+        if event.action == "deploy":
+            _deploy(config, options, event, run)
+        elif event.action == "cleanup":
+            _cleanup(config, options, event, run)
+    except FlowshipError as exc:
+        # Report what was done so far, then fail the step with the error.
+        console.error(exc.message if exc.file else str(exc), file=exc.file, line=exc.line)
+        run.notes.append(f"Failed: {exc}")
+        run.failed = True
+        code = exc.exit_code
+    else:
+        code = EXIT_FAILURE if run.failed else EXIT_OK
+    _report(config, ctx, event, run)
+    return code
+
+
+def _title(event: Event) -> str:
+    scope = event.scope
+    if event.action == "nothing" or scope is None:
+        return "nothing to do"
+    pr = f" (#{event.pr})" if event.pr is not None else ""
+    if event.action == "cleanup":
+        return f"cleanup of the preview of {scope.branch}{pr}"
+    if scope.is_main:
+        return f"production deploy of {scope.branch}"
+    return f"preview of {scope.branch}{pr}"
+
+
+# -- deploy ------------------------------------------------------------------------
+def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
+    assert event.scope is not None and event.head is not None
+    flows = options.flows or event.inputs.flows
+    force_rebuild = options.force_rebuild or event.inputs.force_rebuild
+    rollback = event.inputs.ref is not None
+    with console.group("Plan"):
+        base = None if (event.everything and not flows) else _base(config, event, options)
+        run.plan = plan = _plan(config, event, base=base, flows=flows, force_rebuild=force_rebuild)
+        _annotate(plan)
+        _say_plan(plan)
+    if event.fork:
+        run.notes.append(
+            "This pull request comes from a fork, so its run has no secrets: flowship planned it and "
+            "built or deployed nothing. A maintainer can deploy it by running the workflow by hand."
+        )
+        return
+    if options.dry_run:
+        run.notes.append("Dry run: planned only; nothing was built or deployed.")
+        return
+    if not plan.workflows and not plan.delete:
+        run.notes.append("No workflow is affected, so nothing was built or deployed.")
+    images: dict[str, str] = {}
+    if options.target == "ecs" and plan.images and plan.workflows:
+        with console.group("Images"):
+            images = _build(config, plan, force_rebuild, run)
+    with console.group(f"Deploy to {options.target}"):
+        from flowship.deploy import deploy_plan, make_target
+
+        target = make_target(config, options.target)
+        result = deploy_plan(config, plan, target, images, force=rollback)
+        links = _deployment_links(config, [o.deployment for o in result.outcomes if o.status != "deleted"])
+        for o in result.outcomes:
+            url = links.get(o.deployment)
+            run.deployments.append(DeploymentLine(o.deployment, o.status, o.detail, url, f"{url}/run" if url else None))
+        run.failed |= not result.ok
+        if rollback:
+            run.notes.append(f"Rollback: deployed {plan.head[:12]} even where a newer commit was deployed.")
+    if (options.run_after_deploy or event.inputs.run) and result.ok:
+        with console.group("Runs"):
+            _start_runs(config, run, wait=options.wait or event.inputs.wait)
+
+
+def _base(config: Config, event: Event, options: Options) -> str | None:
+    """The last commit deployed to the scope (from Prefect), else the event's candidates."""
+    from flowship.changes import resolve_base
+
+    last = None
+    # A fork's run has no Prefect credentials; its plan compares with the event's base.
+    if not event.fork and (config.env.prefect_api_url or not options.dry_run):
+        from flowship.deploy import read_last_deployed
+
+        assert event.scope is not None
+        last = read_last_deployed(config, event.scope)
+        console.info(f"last deployed to {event.scope.name}: {last[:12] if last else 'nothing yet'}")
+    base, note = resolve_base(config, event, last)
+    console.info(note)
+    return base
+
+
+def _plan(config: Config, event: Event, *, base: str | None, flows: tuple[str, ...], force_rebuild: bool) -> Plan:
+    from flowship.changes import make_plan
+
+    assert event.scope is not None and event.head is not None
+    return make_plan(
+        config, scope=event.scope, head=event.head, base=base,
+        everything=base is None and not flows, only=flows, force_rebuild=force_rebuild,
+    )
+
+
+def _annotate(plan: Plan) -> None:
+    for problem in plan.problems:
+        m = _PROBLEM.match(problem)
+        if m:
+            console.error(m["message"], file=m["file"], line=int(m["line"]), title="flowship")
+        else:
+            console.error(problem, title="flowship")
+
+
+def _say_plan(plan: Plan) -> None:
+    console.info(f"comparing {plan.base[:12] if plan.base else '(everything)'} → {plan.head[:12]}")
+    for w in plan.workflows:
+        console.info(f"deploy {w.deployment}: {', '.join(w.reasons) or 'requested'}")
+    for d in plan.delete:
+        console.info(f"delete {d.deployment}: its flow is gone")
+    if not plan.workflows and not plan.delete:
+        console.info("no workflow is affected by these commits")
+
+
+def _build(config: Config, plan: Plan, force: bool, run: _Run) -> dict[str, str]:
+    from flowship.images import build_images
+
+    result = build_images(config, plan, force=force)
+    for image in plan.images:
+        built = result.images.get(image.name)
+        error = result.failed.get(image.name)
+        run.images.append(ImageLine(image.name, result.refs.get(image.name),
+                                    built.deps_built if built else image.rebuild, error))
+        if error:
+            console.error(f"image {image.name}: {error}", title="flowship build")
+    if result.failed:
+        run.failed = True
+    return dict(result.refs)
+
+
+def _deployment_links(config: Config, names: list[str]) -> dict[str, str]:
+    """Prefect UI pages of the deployments, when the UI's address is known."""
+    ui = config.env.prefect_ui_url
+    if not ui or not names:
+        return {}
+    from prefect.exceptions import ObjectNotFound
+
+    from flowship.deploy.client import open_client
+
+    links = {}
+    with open_client(config) as client:
+        for name in names:
+            try:
+                links[name] = f"{ui.rstrip('/')}/deployments/deployment/{client.read_deployment_by_name(name).id}"
+            except ObjectNotFound:
+                continue
+    return links
+
+
+def _start_runs(config: Config, run: _Run, *, wait: bool) -> None:
+    """Start one run of each live deployment; with `wait`, follow them to their final states
+    (the job's own timeout bounds the wait)."""
+    import time
+
+    from flowship.deploy.client import open_client
+
+    ui = (config.env.prefect_ui_url or "").rstrip("/")
+    live = [d.name for d in run.deployments if d.status in ("created", "updated", "unchanged")]
+    with open_client(config) as client:
+        started = [client.create_flow_run_from_deployment(client.read_deployment_by_name(name).id) for name in live]
+        for name, flow_run in zip(live, started):
+            console.info(f"started {flow_run.name} of {name}")
+        while wait and not all(f.state and f.state.is_final() for f in started):
+            time.sleep(5)
+            started = [client.read_flow_run(f.id) for f in started]
+    for name, flow_run in zip(live, started):
+        state = flow_run.state.name if flow_run.state else "unknown"
+        run.runs.append(RunLine(name, state, f"{ui}/runs/flow-run/{flow_run.id}" if ui else None))
+        if wait and not (flow_run.state and flow_run.state.is_completed()):
+            console.error(f"the run {flow_run.name} of {name} ended {state}.")
+            run.failed = True
+
+
+# -- cleanup -----------------------------------------------------------------------
+def _cleanup(config: Config, options: Options, event: Event, run: _Run) -> None:
+    assert event.scope is not None
+    if event.fork:
+        run.notes.append("This pull request came from a fork; it never had a preview, so there is nothing to remove.")
+        return
+    if options.dry_run:
+        run.notes.append("Dry run: the preview was not removed.")
+        return
+    with console.group(f"Cleanup of {event.scope.branch}"):
+        from flowship.deploy import cleanup_branch, make_target
+
+        result = cleanup_branch(config, event.scope.branch, make_target(config, options.target))
+        run.deployments += [DeploymentLine(name, "deleted") for name in result.deleted]
+        run.deployments += [DeploymentLine(name, "failed", why) for name, why in result.failed.items()]
+        run.failed |= not result.ok
+        if not result.deleted and not result.failed:
+            run.notes.append("The preview had no deployments left to remove.")
+
+
+# -- report ------------------------------------------------------------------------
+def _report(config: Config, ctx: Context, event: Event, run: _Run) -> None:
+    with console.group("Report"):
+        report = Report(
+            title=run.title, scope=event.scope, head=event.head, base=run.plan.base if run.plan else None,
+            plan=run.plan, notes=tuple(run.notes), images=tuple(run.images), deployments=tuple(run.deployments),
+            runs=tuple(run.runs), run_url=ctx.run_url,
+            prefect_ui_url=config.env.prefect_ui_url, pr_title=event.pr_title,
+        )
+        if event.pr is not None and event.repository:
+            report = replace(report, links=_comment(config, ctx, event, report))
+        write_summary(ctx.summary, summary_markdown(report))
+        write_outputs(ctx.output, outputs(report))
+        if not ctx.summary:
+            console.info(summary_markdown(report))
+
+
+def _comment(config: Config, ctx: Context, event: Event, report: Report) -> dict[str, str]:
+    token = config.env.github_token
+    if not token:
+        console.warning("no GITHUB_TOKEN, so the pull request gets no comment (the action passes github.token).")
+        return {}
+    assert event.pr is not None and event.repository is not None
+    try:
+        result = upsert_comment(api_url=ctx.api_url, token=token, repository=event.repository, number=event.pr,
+                                body=comment_markdown(report))
+    except FlowshipError as exc:
+        # The summary still says everything; a missing comment must not fail a deploy.
+        console.warning(str(exc))
+        return {}
+    console.info(f"{result.action} the comment on #{event.pr}: {result.url}")
+    return {"comment": result.url}

