@@ -12,6 +12,9 @@ import pytest
 from testing.git import GIT_ENV, Repo
 from testing.servers import Server, start_moto, start_prefect
 
+# Docker daemon, local registry and local base image fixtures (testing/docker.py).
+pytest_plugins = ["testing.docker"]
+
 # Fake AWS credentials for every test: boto3 must never find real ones.
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

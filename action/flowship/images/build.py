@@ -1,0 +1,143 @@
+"""Build and push what a plan's `images` ask for: a deps image per family when
+its content hash is new, and a thin code image per family and commit.
+
+One family failing (a broken requirement, a registry that cannot be asked)
+is recorded and the others go on; the caller decides what that means for
+the flows that need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowship import console
+from flowship.config import Config
+from flowship.errors import FlowshipError
+from flowship.images import render, source
+from flowship.images.inputs import deps_tag as compute_deps_tag
+from flowship.images.registry import Registry, open_registry
+from flowship.plan import Plan
+
+
+@dataclass(frozen=True)
+class FamilyImages:
+    """What happened to one family's two images."""
+
+    family: str
+    deps_tag: str
+    code_tag: str
+    ref: str  # the code image, by digest
+    deps_built: bool
+    code_built: bool
+
+
+@dataclass
+class BuildResult:
+    refs: dict[str, str] = field(default_factory=dict)  # family -> registry/repo@sha256:...
+    failed: dict[str, str] = field(default_factory=dict)  # family -> reason
+    images: dict[str, FamilyImages] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def built(self) -> list[str]:
+        """Tags built (and pushed) by this run, deps before code."""
+        tags: list[str] = []
+        for image in self.images.values():
+            tags += [image.deps_tag] if image.deps_built else []
+            tags += [image.code_tag] if image.code_built else []
+        return tags
+
+    def to_json(self) -> dict[str, Any]:
+        return {"images": dict(self.refs), "failed": dict(self.failed)}
+
+
+def build_images(config: Config, plan: Plan, *, force: bool = False, client: Any = None) -> BuildResult:
+    """Build and push the images `plan` needs; `force` rebuilds even what the registry has.
+
+    `client` is a docker SDK `DockerClient` (default: `docker.from_env()`).
+    """
+    result = BuildResult()
+    families = list(dict.fromkeys(image.name for image in plan.images))  # each family once per commit
+    if not families:
+        return result
+    code_tags = {image.name: image.tag for image in plan.images}
+    planned_deps = {image.name: image.deps_tag for image in plan.images}
+    try:
+        commit = source.Commit.at(config.root, plan.head)
+        registry = open_registry(config)
+        daemon = _daemon(client)
+        auth = daemon.login(registry.credentials())
+    except FlowshipError as exc:
+        if exc.exit_code != 1:
+            raise  # bad configuration: a usage error, not a failed build
+        for family in families:
+            result.failed[family] = str(exc)
+        return result
+    for family in families:
+        try:
+            with console.group(f"image {family}"):
+                result.images[family] = _build_family(
+                    config, family, commit, registry, daemon, auth,
+                    code_tag=code_tags[family] or f"{family}-{commit.sha}",
+                    planned_deps=planned_deps[family], force=force,
+                )
+            result.refs[family] = result.images[family].ref
+        except FlowshipError as exc:  # a bad template too: it fails its own family only
+            result.failed[family] = str(exc)
+            console.error(f"image {family}: {exc}")
+    return result
+
+
+def _daemon(client: Any):
+    from flowship.images.daemon import Daemon
+
+    return Daemon(client)
+
+
+def _build_family(
+    config: Config, family: str, commit: source.Commit, registry: Registry, daemon, auth,
+    *, code_tag: str, planned_deps: str | None, force: bool,
+) -> FamilyImages:
+    remote = registry.remote
+    spec = render.resolve_family(config, family, commit.read)
+    files = render.deps_files(spec, commit.read, commit.files)
+    deps = compute_deps_tag(config, family, commit.read, commit.files)
+    if planned_deps and planned_deps != deps:
+        console.warning(f"image {family}: the plan named {planned_deps}, but commit {commit.sha[:12]} gives {deps}; building {deps}.")
+
+    deps_digest = None if force else registry.lookup(deps)
+    deps_built = deps_digest is None
+    if deps_built:
+        console.info(f"{remote.tagged(deps)}: {'forced rebuild' if force else 'not in the registry'}; building it")
+        dockerfile = render.render_deps(spec, files)
+        daemon.build(
+            source.deps_context(files, dockerfile, render.DOCKERFILE), remote.tagged(deps),
+            dockerfile=render.DOCKERFILE, platform=spec.platform,
+            labels={"dev.flowship.family": family, "dev.flowship.deps": deps},
+        )
+        deps_digest = daemon.push(remote, deps, auth)
+    else:
+        console.info(f"{remote.tagged(deps)}: in the registry ({deps_digest}); not rebuilt")
+
+    code_digest = None if (force or deps_built) else registry.lookup(code_tag)
+    code_built = code_digest is None
+    if code_built:
+        # FROM the deps image by its tag: the tag is a content hash, so it names
+        # one build of these inputs (and a pull, on a fresh runner, needs no digest).
+        dockerfile = render.render_code(remote.tagged(deps))
+        daemon.build(
+            source.code_context(commit, dockerfile, render.DOCKERFILE), remote.tagged(code_tag),
+            dockerfile=render.DOCKERFILE, platform=spec.platform,
+            labels={
+                "dev.flowship.family": family, "dev.flowship.deps": deps,
+                "org.opencontainers.image.revision": commit.sha,
+            },
+        )
+        code_digest = daemon.push(remote, code_tag, auth)
+    else:
+        console.info(f"{remote.tagged(code_tag)}: in the registry ({code_digest}); not rebuilt")
+    return FamilyImages(family, deps, code_tag, remote.by_digest(code_digest), deps_built, code_built)

@@ -1,0 +1,129 @@
+"""The planned commit's files, read from git (never the working tree).
+
+Images are built from the commit the plan names, so a rerun or a rollback
+builds exactly that code whatever is checked out. Reading goes through
+`flowship.git` (the only module that runs git).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from flowship import git
+
+# Never part of a code image, whatever .dockerignore says (tracked by mistake, or caches).
+DEFAULT_EXCLUDES = (
+    ".git", ".github", ".venv", "venv", "__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache",
+    ".ruff_cache", ".hypothesis", "node_modules", ".flowship", ".dockerignore",
+)
+
+
+@dataclass
+class Commit:
+    """One commit's files, read lazily: the deps build reads a few, the code image all."""
+
+    root: Path
+    sha: str
+    blobs: Mapping[str, str] = field(default_factory=dict)  # path -> blob sha
+    _cache: dict[str, bytes | None] = field(default_factory=dict)
+
+    @classmethod
+    def at(cls, root: Path, rev: str) -> Commit:
+        sha = git.rev_parse(root, rev)
+        return cls(root, sha, git.ls_tree(root, sha))
+
+    @property
+    def files(self) -> list[str]:
+        return sorted(self.blobs)
+
+    def read(self, path: str) -> bytes | None:
+        path = path.strip("/")
+        if path not in self._cache:
+            blob = self.blobs.get(path)
+            self._cache[path] = git.read_blobs(self.root, [blob]).get(blob) if blob else None
+        return self._cache[path]
+
+    def archive(self) -> bytes:
+        """The commit as a tar (`git archive`: modes and the commit's time kept)."""
+        return git.run(self.root, "archive", "--format=tar", self.sha).stdout
+
+
+def excluded(path: str, patterns: tuple[str, ...]) -> bool:
+    """gitignore-like: a pattern matches the path or a directory above it; one
+    without `/` also matches a name at any depth (`__pycache__`, `*.pyc`)."""
+    parts = path.split("/")
+    for i in range(1, len(parts) + 1):
+        prefix, name = "/".join(parts[:i]), parts[i - 1]
+        for pattern in patterns:
+            if fnmatch.fnmatchcase(prefix, pattern) or ("/" not in pattern and fnmatch.fnmatchcase(name, pattern)):
+                return True
+    return False
+
+
+def ignore_patterns(commit: Commit) -> tuple[str, ...]:
+    """DEFAULT_EXCLUDES plus the commit's `.dockerignore` (negations `!` are not supported and skipped)."""
+    text = (commit.read(".dockerignore") or b"").decode("utf-8", "replace")
+    own = [
+        line.strip().strip("/").removeprefix("./")
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith(("#", "!"))
+    ]
+    return DEFAULT_EXCLUDES + tuple(own)
+
+
+def add_file(tar: tarfile.TarFile, name: str, data: bytes, mtime: float = 0) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    info.mtime = mtime
+    tar.addfile(info, io.BytesIO(data))
+
+
+# The declaration API flow modules import (`from flowship import Workflow`): pure
+# Python with no dependencies, shipped into every code image under `runtime/`.
+RUNTIME_FILES = ("__init__.py", "workflow.py", "errors.py", "py.typed")
+
+
+def runtime_files() -> dict[str, bytes]:
+    package = resources.files("flowship")
+    return {f"flowship/{name}": package.joinpath(name).read_bytes() for name in RUNTIME_FILES}
+
+
+def code_context(commit: Commit, dockerfile: str, dockerfile_name: str) -> bytes:
+    """A build context: flowship's runtime under `runtime/`, the commit's files
+    under `code/` (minus excludes) and the Dockerfile."""
+    patterns = ignore_patterns(commit)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(commit.archive())) as src, tarfile.open(fileobj=out, mode="w") as dst:
+        # mtime 0: the same flowship gives the same layer, pushed once ("Layer already exists").
+        for name, data in runtime_files().items():
+            add_file(dst, f"runtime/{name}", data)
+        for member in src:
+            name = member.name.rstrip("/")
+            if member.type == tarfile.XGLTYPE or not name or excluded(name, patterns):
+                continue  # the pax header git archive writes (the commit id), and excluded paths
+            member.name = f"code/{name}"
+            member.uid = member.gid = 0
+            member.uname = member.gname = "root"
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        add_file(dst, dockerfile_name, dockerfile.encode())
+    return out.getvalue()
+
+
+def deps_context(files: Mapping[str, bytes], dockerfile: str, dockerfile_name: str) -> bytes:
+    """A build context: the requirements/context files under `deps/` and the Dockerfile.
+
+    mtimes are zero, so the same inputs make the same context bytes.
+    """
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for path, data in sorted(files.items()):
+            add_file(tar, f"deps/{path}", data)
+        add_file(tar, dockerfile_name, dockerfile.encode())
+    return out.getvalue()
