@@ -1,0 +1,125 @@
+"""Benchmark deploying 200 workflows to a real local Prefect server, against `prefect deploy --all`.
+
+In one run: generate a git repository with N trivial flows, each with a
+flowship declaration, and a `prefect.yaml` declaring the same N flows on a
+process pool; start a Prefect server of its own (SQLite); then time, each as
+a fresh subprocess (interpreter start-up included):
+
+- `flowship deploy --all --target local`, the first time (creates N deployments);
+- the same again with nothing changed (the case CI hits on most commits);
+- `prefect --no-prompt deploy --all` from the generated `prefect.yaml`, twice
+  (the first creates, the second finds everything in place).
+
+It prints the wall times and the ratios; the goal is an unchanged flowship
+redeploy at least 10x faster than `prefect deploy --all`.
+
+Usage: python scripts/bench/bench_deploy.py [--flows 200] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from testing.git import GIT_ENV, git  # noqa: E402
+from testing.servers import start_prefect  # noqa: E402
+
+BIN = Path(sys.executable).parent
+POOL = "bench-process"
+
+FLOW = '''from prefect import flow
+from flowship import Workflow
+
+workflow = Workflow(tags=["bench"])
+
+
+@flow(name="bench-{i:03d}")
+def bench_{i:03d}(n: int = {i}) -> int:
+    return n * 2
+'''
+
+
+def generate(root: Path, flows: int) -> None:
+    (root / "flows").mkdir(parents=True)
+    for i in range(flows):
+        (root / "flows" / f"bench_{i:03d}.py").write_text(FLOW.format(i=i))
+    (root / "pyproject.toml").write_text(
+        f'[tool.flowship]\nflows = "flows"\nproject = "bench"\n\n[tool.flowship.pools]\nlocal = "{POOL}"\n'
+    )
+    (root / ".gitignore").write_text(".flowship/\n")
+    lines = ["name: bench", "prefect-version: 3.9.1", "pull:",
+             "  - prefect.deployments.steps.set_working_directory:", f"      directory: {root}", "deployments:"]
+    for i in range(flows):
+        lines += [
+            "  - name: prefect-yaml",
+            f"    entrypoint: flows/bench_{i:03d}.py:bench_{i:03d}",
+            "    tags: [bench]",
+            "    work_pool:",
+            f"      name: {POOL}",
+        ]
+    (root / "prefect.yaml").write_text("\n".join(lines) + "\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "200 flows")
+
+
+def timed(label: str, argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{label} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-4000:]}")
+    print(f"  {label:<44} {took:7.1f} s", flush=True)
+    return took
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--flows", type=int, default=200)
+    parser.add_argument("--dir", type=Path, help="work here (kept) instead of a temporary folder")
+    args = parser.parse_args()
+
+    work = args.dir or Path(tempfile.mkdtemp(prefix="flowship-bench-deploy-"))
+    if work.exists() and args.dir:
+        shutil.rmtree(work)
+    repo = work / "repo"
+    generate(repo, args.flows)
+    print(f"{args.flows} flows in {repo}; starting a Prefect server (SQLite)...", flush=True)
+    server = start_prefect(work / "prefect")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PREFECT_", "FLOWSHIP_"))}
+    env |= GIT_ENV | {
+        "PREFECT_API_URL": server.url,
+        "PREFECT_HOME": str(work / "prefect-client"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    flowship = [str(BIN / "flowship"), "--root", str(repo), "deploy", "--all", "--target", "local", "--branch", "main"]
+    prefect = [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"]
+    try:
+        print("wall time (each a fresh process):", flush=True)
+        first = timed("flowship deploy --all (first)", flowship, repo, env)
+        again = timed("flowship deploy --all (unchanged)", flowship, repo, env)
+        p_first = timed("prefect deploy --all (first)", prefect, repo, env)
+        p_again = timed("prefect deploy --all (unchanged)", prefect, repo, env)
+    finally:
+        server.stop()
+    baseline = min(p_first, p_again)
+    print("ratios (prefect deploy --all, the faster of its two runs, / flowship):")
+    print(f"  first deploy      {baseline / first:6.1f}x")
+    print(f"  unchanged deploy  {baseline / again:6.1f}x   (goal: >= 10x)")
+    print(f"  vs prefect's own unchanged rerun: {p_again / again:.1f}x")
+    if not args.dir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if baseline / again >= 10 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
