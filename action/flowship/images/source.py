@@ -87,7 +87,8 @@ def add_file(tar: tarfile.TarFile, name: str, data: bytes, mtime: float = 0) -> 
 
 # The declaration API flow modules import (`from flowship import Workflow`): pure
 # Python with no dependencies, shipped into every code image under `runtime/`.
-RUNTIME_FILES = ("__init__.py", "workflow.py", "errors.py", "py.typed")
+# scope.py (pure too) gives flows flowship's branch slugs: the cleanup meta flow needs them.
+RUNTIME_FILES = ("__init__.py", "workflow.py", "errors.py", "scope.py", "py.typed")
 
 
 def runtime_files() -> dict[str, bytes]:
