@@ -227,8 +227,13 @@ class Workflow:
     retry_delay_seconds: int | float | None = None
     timeout_seconds: int | float | None = None
     concurrency_limit: int | None = None
+    # The @flow function this declaration belongs to; needed only when the
+    # module defines several flows (discovery pairs a lone @flow by itself).
+    flow: str | None = None
 
     def __post_init__(self) -> None:
+        if self.flow is not None and (not isinstance(self.flow, str) or not self.flow.isidentifier()):
+            raise MachineError("flow", self.flow, "name the module's @flow function, e.g. flow=\"train\"")
         if not isinstance(self.machine, AwsEcsMachine):
             raise MachineError("machine", self.machine, "it must be an AwsEcsMachine(...)")
         schedules = self.schedules
@@ -273,6 +278,7 @@ class Workflow:
             "retry_delay_seconds": self.retry_delay_seconds,
             "timeout_seconds": self.timeout_seconds,
             "concurrency_limit": self.concurrency_limit,
+            "flow": self.flow,
         }
 
     @classmethod

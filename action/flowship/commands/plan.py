@@ -1,0 +1,106 @@
+"""`flowship plan`: what a commit range deploys, deletes and builds, and why.
+
+Without `--base`, the base is the last commit deployed to the scope as the
+Prefect server recorded it (only then is Prefect imported), else everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from flowship import console, git
+from flowship.changes import choose_base, make_plan
+from flowship.config import Config
+from flowship.errors import EXIT_OK, EXIT_USAGE, InputError
+from flowship.events import Candidate
+from flowship.plan import Plan
+from flowship.scope import Scope
+
+_PLACE = re.compile(r"^([^\n]+?):(\d+): (.*)$", re.S)
+
+
+def run(config: Config, args: argparse.Namespace) -> int:
+    plan = plan_from_args(config, args)
+    if getattr(args, "json", False):
+        print(plan.dumps())
+    print_plan(plan)
+    # A declaration that cannot deploy is bad input; the plan still lists the good ones.
+    return EXIT_USAGE if any(_located(p) for p in plan.problems) else EXIT_OK
+
+
+def _located(problem: str) -> tuple[str, int, str] | None:
+    """`file:line: message` split up, or None for a note without a place."""
+    match = _PLACE.match(problem)
+    return (match[1], int(match[2]), match[3]) if match else None
+
+
+def scope_from_args(config: Config, args: argparse.Namespace) -> Scope:
+    branch = getattr(args, "branch", None) or git.current_branch(config.root)
+    if branch is None:
+        raise InputError("HEAD is detached, so there is no branch to name the deployments after; pass --branch NAME.")
+    return Scope.for_branch(branch, config.default_branch, getattr(args, "pr", None))
+
+
+def plan_from_args(config: Config, args: argparse.Namespace) -> Plan:
+    """The plan the `plan` options ask for (`build` and `deploy` use it too)."""
+    git.set_verbose(bool(getattr(args, "debug", False)))
+    scope = scope_from_args(config, args)
+    head = getattr(args, "head", None) or "HEAD"
+    base = getattr(args, "base", None)
+    everything = bool(getattr(args, "everything", False))
+    only = tuple(getattr(args, "only", None) or ())
+    if base is None and not everything and not only:
+        base = _last_deployed_base(config, scope, head)
+    return make_plan(
+        config, scope=scope, head=head, base=base, everything=everything, only=only,
+        force_rebuild=bool(getattr(args, "force_rebuild", False)),
+    )
+
+
+def _last_deployed_base(config: Config, scope: Scope, head: str) -> str | None:
+    if not config.env.prefect_api_url:
+        console.info("no --base and no PREFECT_API_URL to read the last deployed commit from: planning every workflow.")
+        return None
+    try:
+        from flowship.deploy import read_last_deployed
+    except ImportError:
+        return None
+    last = read_last_deployed(config, scope)
+    base, note = choose_base(config.root, git.rev_parse(config.root, head),
+                             [Candidate("commit", last, "the last deployed commit")] if last else [])
+    console.info(note)
+    return base
+
+
+def print_plan(plan: Plan) -> None:
+    """The short table people read: flows, deletions, images, each with its reasons."""
+    span = f"{plan.base[:12]}..{plan.head[:12]}" if plan.base else f"everything at {plan.head[:12]}"
+    console.info(f"plan for {plan.scope.name} ({span})")
+    if not plan.workflows and not plan.delete:
+        console.info("  nothing to deploy: no workflow is affected.")
+    if plan.workflows:
+        width = max(len(w.deployment) for w in plan.workflows)
+        console.info("  deploy:")
+        for w in plan.workflows:
+            console.info(f"    {w.deployment:<{width}}  {w.entrypoint}  <- {_reasons(w.reasons)}")
+    if plan.delete:
+        console.info("  delete:")
+        for d in plan.delete:
+            console.info(f"    {d.deployment}")
+    if plan.images:
+        console.info("  images:")
+        for i in plan.images:
+            why = f"rebuild deps <- {_reasons(i.reasons)}" if i.rebuild else "deps unchanged, code layer only"
+            console.info(f"    {i.tag}  {why}")
+    for problem in plan.problems:
+        place = _located(problem)
+        if place:
+            console.error(place[2], file=place[0], line=place[1])
+        else:
+            console.warning(problem)
+
+
+def _reasons(reasons: tuple[str, ...], limit: int = 3) -> str:
+    shown = ", ".join(reasons[:limit])
+    return shown + (f" (+{len(reasons) - limit} more)" if len(reasons) > limit else "")

@@ -1,0 +1,212 @@
+"""The only module that runs git.
+
+Paths come back repo-relative (relative to the directory git runs in, so a
+flowship project in a subdirectory of a larger repository works), read from
+`-z` output split on NUL so that odd file names survive. Stray `GIT_*`
+variables (set by hooks or by a parent git process) are dropped so that git
+looks at the repository we name and nothing else. Commands are echoed as
+`+ git ...` only when `set_verbose(True)` was called (`--debug`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from flowship import console
+from flowship.errors import FlowshipError, InputError
+
+ZERO_SHA = "0" * 40
+_state = {"verbose": False}
+# Identity and config may be set by the caller's environment (tests set
+# GIT_AUTHOR_* and GIT_CONFIG_*); everything else named GIT_* is stray.
+_KEEP = {
+    "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
+    "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM", "GIT_SSH_COMMAND", "GIT_TERMINAL_PROMPT",
+}
+
+
+def set_verbose(verbose: bool) -> None:
+    _state["verbose"] = verbose
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP}
+    env["GIT_TERMINAL_PROMPT"] = "0"  # never wait for a password in CI
+    env["LC_ALL"] = "C"  # stable, parseable messages
+    return env
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+
+def run(root: Path | str, *args: str, input: bytes | None = None, check: bool = True) -> Result:
+    argv = ["git", *args]
+    if _state["verbose"]:
+        console.command(argv)
+    try:
+        proc = subprocess.run(argv, cwd=root, env=_env(), input=input, capture_output=True)
+    except FileNotFoundError:
+        raise FlowshipError("git is not installed or not on PATH; flowship needs git to compare commits.") from None
+    except NotADirectoryError:
+        raise InputError(f"{root} is not a directory.") from None
+    stderr = proc.stderr.decode("utf-8", "replace").strip()
+    if check and proc.returncode != 0:
+        if "not a git repository" in stderr:
+            raise InputError(f"{root} is not inside a git repository; run flowship from a clone.")
+        raise FlowshipError(f"`git {' '.join(args)}` failed: {stderr or f'exit {proc.returncode}'}.")
+    return Result(proc.returncode, proc.stdout, stderr)
+
+
+def _text(result: Result) -> str:
+    return result.stdout.decode("utf-8", "surrogateescape").strip()
+
+
+def rev_parse(root: Path | str, rev: str) -> str:
+    """The full commit sha of `rev`; InputError naming it when git does not know it."""
+    sha = try_rev_parse(root, rev)
+    if sha is None:
+        raise InputError(f"unknown revision {rev!r}: it is not a commit in this repository (a shallow clone may lack it).")
+    return sha
+
+
+def try_rev_parse(root: Path | str, rev: str) -> str | None:
+    if not rev or rev.startswith("-"):  # never let a revision become an option
+        return None
+    result = run(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False)
+    if result.returncode != 0:
+        if "not a git repository" in result.stderr:
+            raise InputError(f"{root} is not inside a git repository; run flowship from a clone.")
+        return None
+    return _text(result)
+
+
+def has_commit(root: Path | str, sha: str) -> bool:
+    return bool(sha) and sha != ZERO_SHA and try_rev_parse(root, sha) is not None
+
+
+def is_ancestor(root: Path | str, ancestor: str, descendant: str) -> bool:
+    result = run(root, "merge-base", "--is-ancestor", ancestor, descendant, check=False)
+    if result.returncode not in (0, 1):
+        return False  # a missing object (shallow clone): not known to be an ancestor
+    return result.returncode == 0
+
+
+def merge_base(root: Path | str, a: str, b: str) -> str | None:
+    result = run(root, "merge-base", a, b, check=False)
+    return (_text(result) or None) if result.returncode == 0 else None
+
+
+def current_branch(root: Path | str) -> str | None:
+    """The checked-out branch, or None on a detached HEAD."""
+    result = run(root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    return (_text(result) or None) if result.returncode == 0 else None
+
+
+def git_dir(root: Path | str) -> Path:
+    """The common git directory (shared by worktrees), absolute."""
+    path = Path(_text(run(root, "rev-parse", "--git-common-dir")))
+    return path if path.is_absolute() else (Path(root) / path).resolve()
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed path between two commits: A(dded), M(odified), D(eleted), R(enamed), T(ype)."""
+
+    status: str
+    path: str
+    old_path: str | None = None  # for renames and copies
+
+
+def diff(root: Path | str, base: str, head: str) -> list[Change]:
+    """Changed paths from `base` to `head`, with renames detected (-M)."""
+    out = run(
+        root, "diff", "--no-ext-diff", "--no-textconv", "--relative", "-M", "--name-status", "-z", base, head, "--"
+    ).stdout
+    fields = out.decode("utf-8", "surrogateescape").split("\0")
+    changes: list[Change] = []
+    i = 0
+    while i < len(fields) and fields[i]:
+        status = fields[i][0]
+        if status in "RC":
+            changes.append(Change(status, fields[i + 2], fields[i + 1]))
+            i += 3
+        else:
+            changes.append(Change(status, fields[i + 1]))
+            i += 2
+    return changes
+
+
+def ls_tree(root: Path | str, rev: str, *paths: str) -> dict[str, str]:
+    """Every file of a commit (below the directory git runs in, or below `paths`): path -> blob sha."""
+    if rev.startswith("-"):
+        raise InputError(f"unknown revision {rev!r}.")
+    out = run(root, "ls-tree", "-r", "-z", rev, *(("--", *paths) if paths else ())).stdout
+    files: dict[str, str] = {}
+    for entry in out.decode("utf-8", "surrogateescape").split("\0"):
+        if not entry:
+            continue
+        meta, _, path = entry.partition("\t")
+        _mode, kind, sha = meta.split(" ")
+        if kind == "blob":  # submodules are commits, not files
+            files[path] = sha
+    return files
+
+
+def read_blobs(root: Path | str, shas: Iterable[str]) -> dict[str, bytes]:
+    """Many blobs in one `git cat-file --batch`; missing ones are left out."""
+    wanted = list(dict.fromkeys(shas))
+    if not wanted:
+        return {}
+    out = run(root, "cat-file", "--batch", input=("\n".join(wanted) + "\n").encode()).stdout
+    blobs: dict[str, bytes] = {}
+    pos = 0
+    for sha in wanted:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split(b" ")
+        pos = end + 1
+        if len(header) < 3 or header[1] == b"missing":
+            continue
+        size = int(header[2])
+        blobs[sha] = out[pos:pos + size]
+        pos += size + 1  # the content is followed by a newline
+    return blobs
+
+
+def show(root: Path | str, rev: str, path: str) -> bytes | None:
+    """One file of one commit, or None where it does not exist there."""
+    result = run(root, "cat-file", "blob", f"{rev}:./{path}", check=False)
+    return result.stdout if result.returncode == 0 else None
+
+
+def is_shallow(root: Path | str) -> bool:
+    return _text(run(root, "rev-parse", "--is-shallow-repository")) == "true"
+
+
+def remotes(root: Path | str) -> list[str]:
+    return [r for r in _text(run(root, "remote")).splitlines() if r]
+
+
+def fetch(root: Path | str, remote: str, *args: str) -> bool:
+    """Best effort: False (with git's reason echoed) when the fetch fails."""
+    result = run(root, "fetch", "--quiet", "--no-tags", *args, remote, check=False)
+    if result.returncode != 0:
+        console.warning(f"git fetch {' '.join(args)} {remote} failed: {result.stderr or result.returncode}")
+    return result.returncode == 0
+
+
+def deepen(root: Path | str, remote: str, *, by: int | None = None, fetch_shas: Sequence[str] = ()) -> bool:
+    """Deepen a shallow clone by `by` commits, or unshallow it completely (`by=None`)."""
+    args = [f"--deepen={by}"] if by else ["--unshallow"]
+    ok = fetch(root, remote, *args)
+    for sha in fetch_shas:  # commits outside the branch's history (a PR's base)
+        if not has_commit(root, sha):
+            fetch(root, remote, sha)
+    return ok

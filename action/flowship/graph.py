@@ -1,0 +1,87 @@
+"""The head commit's import graph, kept between runs so a warm plan resolves almost nothing.
+
+Resolving 150,000 imports of 20,000 modules is most of a plan's time. The
+resolved edges of a module depend only on its path, its content (blob sha)
+and the set of Python files that exist, so the forward graph (as indexes into
+the sorted list of paths) is stored with that set's signature and each
+module's blob. The next plan with the same set of files re-resolves only the
+modules whose blob changed; a plan where files were added or removed (or
+that has a deleted module in play) resolves everything again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+from flowship import cache
+from flowship.imports import RawImport, Resolver
+
+
+def _signature(paths: Sequence[str], roots: Sequence[str]) -> str:
+    digest = hashlib.sha1("\0".join(roots).encode())
+    digest.update("\0".join(paths).encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+class ImportGraph:
+    """Reverse edges over the head's Python files, with the deleted ones they may still import."""
+
+    def __init__(self, paths: list[str], importers: list[list[int]]):
+        self.paths = paths
+        self.index = {p: i for i, p in enumerate(paths)}
+        self.importers = importers
+
+    def dependents(self, changed: str) -> set[str]:
+        """Every file that imports `changed`, directly or through others (and `changed` itself)."""
+        start = self.index.get(changed)
+        if start is None:
+            return {changed}
+        seen = {start}
+        stack = [start]
+        importers = self.importers
+        while stack:
+            for parent in importers[stack.pop()]:
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+        return {self.paths[i] for i in seen}
+
+
+def build(
+    files: Mapping[str, str],
+    head_py: list[str],
+    deleted_py: Iterable[str],
+    roots: Sequence[str],
+    raw_imports: Callable[[list[str]], Mapping[str, tuple[RawImport, ...]]],
+    store: Path | None,
+) -> ImportGraph:
+    """The graph of `head_py` (plus `deleted_py` as targets); `files` maps paths to blob shas."""
+    paths = sorted({*head_py, *deleted_py})
+    signature = _signature(paths, roots)
+    saved = cache.load(store)
+    blobs = [files.get(p, "") for p in paths]
+    if isinstance(saved, dict) and saved.get("signature") == signature and len(saved.get("targets", ())) == len(paths):
+        targets = list(saved["targets"])
+        stale = [i for i, (old, new) in enumerate(zip(saved["blobs"], blobs, strict=True)) if old != new]
+    else:
+        targets = [()] * len(paths)
+        stale = [i for i, p in enumerate(paths) if p in files]
+    if stale:
+        resolver = Resolver(paths, roots)
+        index = {p: i for i, p in enumerate(paths)}
+        raws = raw_imports([paths[i] for i in stale])
+        for i in stale:
+            path = paths[i]
+            found = set(resolver.parents(path))
+            for raw in raws.get(path, ()):
+                found.update(resolver.resolve(path, raw))
+            found.discard(path)
+            targets[i] = tuple(sorted(index[t] for t in found))
+        cache.store(store, {"signature": signature, "blobs": blobs, "targets": targets})
+    importers: list[list[int]] = [[] for _ in paths]
+    for i, outgoing in enumerate(targets):
+        for t in outgoing:
+            importers[t].append(i)
+    return ImportGraph(paths, importers)
