@@ -1,0 +1,64 @@
+"""`flowship deploy`: converge the Prefect deployments on a plan (`--plan FILE`, or planned here)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from flowship import console
+from flowship.config import Config
+from flowship.deploy import STATUSES, DeployResult, deploy_plan, make_target
+from flowship.errors import EXIT_FAILURE, EXIT_OK, InputError
+from flowship.plan import Plan
+
+
+def run(config: Config, args: argparse.Namespace) -> int:
+    if args.plan:
+        plan = Plan.load(args.plan)
+    else:
+        from flowship.commands.plan import plan_from_args, print_plan
+
+        plan = plan_from_args(config, args)
+        print_plan(plan)
+    images, failures = load_images(args.images) if args.images else ({}, {})
+    target = make_target(config, args.target)
+    title = f"Deploy {len(plan.workflows)} workflow(s), delete {len(plan.delete)}, to {plan.scope.name} ({target.name})"
+    with console.group(title):
+        result = deploy_plan(config, plan, target, images, force=bool(getattr(args, "force", False)),
+                             image_failures=failures)
+    print_result(result)
+    return EXIT_OK if result.ok else EXIT_FAILURE
+
+
+def load_images(path: str) -> tuple[dict[str, str], dict[str, str]]:
+    """`build --output`'s file: `{"images": {family: ref}, "failed": {family: reason}}`."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read the images file {path}: {exc.strerror}.") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not JSON ({exc.msg} at line {exc.lineno}); write it with `flowship build --output`.") from None
+    images, failed = (data.get("images", {}), data.get("failed", {})) if isinstance(data, dict) else (None, None)
+    if not isinstance(images, dict) or not isinstance(failed, dict):
+        raise InputError(f"{path} is not an images file; write it with `flowship build --output FILE`.")
+    return {str(k): str(v) for k, v in images.items()}, {str(k): str(v) for k, v in failed.items()}
+
+
+def print_result(result: DeployResult) -> None:
+    """One line a deployment, then the counts."""
+    if result.outcomes:
+        width = max(len(o.deployment) for o in result.outcomes)
+        console.info(f"{'deployment':<{width}}  {'status':<9}  detail")
+        for o in result.outcomes:
+            console.info(f"{o.deployment:<{width}}  {o.status:<9}  {o.detail}".rstrip())
+    counts = [f"{len(result.named(s))} {s}" for s in STATUSES if result.named(s)]
+    summary = ", ".join(counts) if counts else "nothing to do"
+    where = f"{result.scope.name} at {result.head[:12]}"
+    if result.ok:
+        console.info(f"deployed {where}: {summary}.")
+        if not result.recorded and result.outcomes:
+            console.warning(f"{result.head[:12]} was not recorded as the last deployed commit of {result.scope.name}: "
+                            "a newer one is recorded there.")
+    else:
+        console.error(f"deploying {where} failed for {len(result.failed)} deployment(s): {summary}.")

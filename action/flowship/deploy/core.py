@@ -1,0 +1,316 @@
+"""Deploying a plan: converge Prefect's deployments on what the plan wants.
+
+For each planned workflow: read what exists, never go back to an older
+commit, let the target prepare, build the wanted deployment, and write only
+when a field flowship owns differs. A rerun of the same commit writes
+nothing. One workflow failing does not stop the others; the result says
+what happened to each.
+
+Writes are sent one after another on purpose: a SQLite Prefect server
+serialises them, and 100 concurrent upserts took 6x longer than serial ones
+(FACTS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from flowship import console, git
+from flowship.config import Config
+from flowship.deploy import remote, vcs
+from flowship.deploy.client import describe, open_client
+from flowship.deploy.desired import commit_info, desired, differences, parameter_schema
+from flowship.deploy.state import forget_deployed, read_last_deployed, record_deployed
+from flowship.deploy.target import Request, Target
+from flowship.errors import FlowshipError, InputError
+from flowship.plan import Plan, PlannedWorkflow
+from flowship.scope import Scope
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+
+Status = Literal["created", "updated", "unchanged", "skipped", "deleted", "failed"]
+STATUSES: tuple[Status, ...] = ("created", "updated", "unchanged", "skipped", "deleted", "failed")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one deployment, and why (changed fields, a reason, an error)."""
+
+    deployment: str  # `<flow>/<scope>`
+    status: Status
+    detail: str = ""
+    file: str | None = None
+    line: int | None = None
+
+
+@dataclass
+class DeployResult:
+    scope: Scope
+    head: str
+    target: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    recorded: bool = False  # whether `head` was recorded as the scope's last deployed commit
+
+    def named(self, status: Status) -> list[str]:
+        return [o.deployment for o in self.outcomes if o.status == status]
+
+    @property
+    def created(self) -> list[str]:
+        return self.named("created")
+
+    @property
+    def updated(self) -> list[str]:
+        return self.named("updated")
+
+    @property
+    def unchanged(self) -> list[str]:
+        return self.named("unchanged")
+
+    @property
+    def deleted(self) -> list[str]:
+        return self.named("deleted")
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        return {o.deployment: o.detail for o in self.outcomes if o.status == "skipped"}
+
+    @property
+    def failed(self) -> dict[str, str]:
+        return {o.deployment: o.detail for o in self.outcomes if o.status == "failed"}
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope.to_json(),
+            "head": self.head,
+            "target": self.target,
+            "recorded": self.recorded,
+            "deployments": [
+                {"deployment": o.deployment, "status": o.status, "detail": o.detail} for o in self.outcomes
+            ],
+        }
+
+
+def newer_deployed(config: Config, scope: Scope, deployed: str | None, head: str) -> str | None:
+    """Why `head` must not replace a deployment running `deployed`, or None if it may.
+
+    A deployment is never moved to an older commit: when what runs descends
+    from `head`, a re-run or out-of-order pipeline is late and is skipped.
+    When git cannot tell (the deployed commit is not in this clone), main is
+    left alone and a preview (whose branch may have been force-pushed) is
+    replaced.
+    """
+    if not deployed or deployed == head:
+        return None
+    ancestry = vcs.is_ancestor(config.root, head, deployed)
+    if ancestry is True:
+        return f"it runs {deployed[:12]}, which is newer than {head[:12]}; not going back"
+    if ancestry is None and scope.is_main:
+        return (
+            f"it runs {deployed[:12]}, which is not in this clone, so flowship cannot tell which is newer; "
+            "fetch the full history (actions/checkout with fetch-depth: 0) and deploy again"
+        )
+    return None
+
+
+def deploy_plan(
+    config: Config,
+    plan: Plan,
+    target: Target,
+    images: Mapping[str, str] | None = None,
+    *,
+    force: bool = False,
+    image_failures: Mapping[str, str] | None = None,
+    client: SyncPrefectClient | None = None,
+) -> DeployResult:
+    """Converge the plan's scope on the plan: create, update, delete, skip; record the head.
+
+    `images` maps an image family to its code image reference (`build --output`);
+    `image_failures` maps a family whose build failed to the reason, and
+    fails that family's workflows without touching their deployments.
+    `force` deploys even over a deployment running a newer (or unknown)
+    commit: a deliberate rollback. `client` is an open Prefect client to use
+    instead of one for `config`.
+    """
+    if plan.workflows and not git.has_commit(config.root, plan.head):
+        raise InputError(f"the plan's head {plan.head[:12]} is not in the repository at {config.root}; "
+                         "deploy from a clone that has it (actions/checkout with fetch-depth: 0).")
+    if client is None:
+        with open_client(config) as opened:
+            return deploy_plan(config, plan, target, images, force=force, image_failures=image_failures, client=opened)
+    return _Deployer(config, client, plan, target, images or {}, force, image_failures or {}).run()
+
+
+class _Deployer:
+    """One deploy of one plan: the state its steps share."""
+
+    def __init__(self, config: Config, client: SyncPrefectClient, plan: Plan, target: Target,
+                 images: Mapping[str, str], force: bool, image_failures: Mapping[str, str]):
+        self.config, self.client, self.plan, self.target = config, client, plan, target
+        self.images, self.force, self.image_failures = images, force, image_failures
+        self.scope = plan.scope
+        self.flows: dict[str, Any] = {}
+
+    def run(self) -> DeployResult:
+        plan, scope = self.plan, self.scope
+        result = DeployResult(scope, plan.head, self.target.name)
+        self.target.ensure_pool(self.client)
+        names = [w.name for w in plan.workflows] + [d.name for d in plan.delete]
+        self.flows = remote.flow_ids(self.client, names)
+        existing = remote.deployments_of(self.client, self.flows, scope.name)
+        self.commit = commit_info(self.config, scope, plan.head) if plan.workflows else None
+
+        steps = [(w.name, w.file, w.line, lambda w=w: self.converge(w, existing.get(w.name))) for w in plan.workflows]
+        steps += [(d.name, None, None, lambda d=d: self.delete(d.name, existing.get(d.name))) for d in plan.delete]
+        for name, file, line, step in steps:
+            try:
+                outcome = step()
+            except Exception as exc:  # one workflow's failure must not stop the others
+                if not _expected(exc):
+                    raise
+                outcome = Outcome(f"{name}/{scope.name}", "failed", describe(exc), file, line)
+            _say(outcome)
+            result.outcomes.append(outcome)
+
+        if result.ok:
+            result.recorded = _record(self.config, self.client, scope, plan.head, self.force)
+        return result
+
+    def too_old(self, current: Any) -> str | None:
+        """Why not to touch `current` (not flowship's, or newer than the plan), or None."""
+        if "flowship" not in current.tags:
+            return "it was not made by flowship (no `flowship` tag); delete or rename it, or tag it `flowship`"
+        return None if self.force else newer_deployed(self.config, self.scope, current.version, self.plan.head)
+
+    def converge(self, workflow: PlannedWorkflow, current: Any) -> Outcome:
+        head = self.plan.head
+        full = f"{workflow.name}/{self.scope.name}"
+        where = {"file": workflow.file, "line": workflow.line}
+        if workflow.image in self.image_failures:
+            raise FlowshipError(f"its {workflow.image!r} image did not build ({self.image_failures[workflow.image]})")
+        if current is not None and (reason := self.too_old(current)):
+            if "flowship" not in current.tags:  # someone else's deployment holds the name
+                raise FlowshipError(f"{full} exists and {reason}")
+            return Outcome(full, "skipped", reason, **where)
+        infra = self.target.prepare(Request(workflow, self.scope, head, self.images.get(workflow.image)))
+        if current is not None and current.version == head and current.parameter_openapi_schema:
+            # The schema is a function of the flow's source at `head`, and this
+            # deployment was made from exactly that: reading it again would
+            # cost most of an unchanged rerun's time.
+            schema = current.parameter_openapi_schema
+        else:
+            try:
+                schema = parameter_schema(self.config, workflow, head)
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise FlowshipError(f"cannot read the parameters of {workflow.entrypoint} at {head[:12]}: {exc}") from None
+        assert self.commit is not None
+        want = desired(self.config, workflow, self.scope, self.commit, infra, self.target.pool, schema)
+        if current is None:
+            flow_id = self.flows.get(workflow.name) or self.client.create_flow_from_name(workflow.name)
+            self.flows[workflow.name] = flow_id
+            remote.upsert(self.client, flow_id, want)
+            return Outcome(full, "created", f"at {head[:12]}", **where)
+        changed = differences(want, current)
+        if not changed:
+            return Outcome(full, "unchanged", "", **where)
+        remote.upsert(self.client, current.flow_id, want)
+        return Outcome(full, "updated", ", ".join(changed), **where)
+
+    def delete(self, flow_name: str, current: Any) -> Outcome:
+        full = f"{flow_name}/{self.scope.name}"
+        gone = False
+        if current is not None:
+            if reason := self.too_old(current):
+                return Outcome(full, "skipped", reason)
+            gone = remote.delete(self.client, current.id)
+        self.target.cleanup(flow_name, self.scope)
+        return Outcome(full, "deleted", "" if gone else "it was already gone")
+
+
+def _record(config: Config, client: SyncPrefectClient, scope: Scope, head: str, force: bool) -> bool:
+    """Record `head` as deployed, unless a newer commit was recorded (out-of-order pipelines)."""
+    previous = read_last_deployed(config, scope, client=client)
+    # Only a known-newer record is kept; an unknown one (history rewritten)
+    # would otherwise pin the scope's base forever.
+    if not force and previous and previous != head and vcs.is_ancestor(config.root, head, previous) is True:
+        return False
+    record_deployed(config, scope, head, client=client)
+    return True
+
+
+def _expected(exc: Exception) -> bool:
+    """Errors that are one workflow's failure (reported), not a bug (raised)."""
+    import httpx
+
+    from prefect.exceptions import PrefectException
+
+    return isinstance(exc, FlowshipError | httpx.HTTPError | PrefectException | ValueError)
+
+
+def _say(outcome: Outcome) -> None:
+    text = f"{outcome.status:<9} {outcome.deployment}" + (f" ({outcome.detail})" if outcome.detail else "")
+    if outcome.status == "failed":
+        console.error(f"{outcome.deployment}: {outcome.detail}", file=outcome.file, line=outcome.line,
+                      title="flowship deploy")
+    elif outcome.status == "skipped":
+        console.warning(text)
+    else:
+        console.info(text)
+
+
+@dataclass
+class CleanupResult:
+    branch: str
+    slug: str
+    deleted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    forgot: bool = False  # whether the scope's recorded commit was dropped
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def cleanup_branch(
+    config: Config, branch: str, target: Target, *, client: SyncPrefectClient | None = None
+) -> CleanupResult:
+    """Delete the preview deployments of `branch` (and what the target made for them).
+
+    Only deployments tagged `flowship`, `scope:preview` and `branch:<slug>`
+    go, each checked again before it is deleted; the default branch is
+    refused outright, so production can never be cleaned up by mistake.
+    """
+    if branch.removeprefix("refs/heads/") == config.default_branch:
+        raise InputError(f"{branch!r} is the default branch; cleanup removes previews only and never touches main.")
+    scope = Scope.preview(branch)
+    if client is None:
+        with open_client(config) as opened:
+            return cleanup_branch(config, branch, target, client=opened)
+    result = CleanupResult(branch, scope.slug)
+    tags = ["flowship", "scope:preview", f"branch:{scope.slug}"]
+    for flow_name, deployment in remote.tagged(client, tags):
+        full = f"{flow_name}/{deployment.name}"
+        # The filter asked for these tags; check again, so a server that
+        # ignored the filter (or a hand-tagged main) can never lose main.
+        if not set(tags) <= set(deployment.tags) or "scope:main" in deployment.tags or deployment.name != scope.name:
+            console.warning(f"left {full} alone: its tags or name do not match the preview of {branch}")
+            continue
+        try:
+            remote.delete(client, deployment.id)
+            target.cleanup(flow_name, scope)
+        except Exception as exc:
+            if not _expected(exc):
+                raise
+            result.failed[full] = describe(exc)
+            console.error(f"{full}: {result.failed[full]}")
+            continue
+        result.deleted.append(full)
+        console.info(f"deleted   {full}")
+    result.forgot = forget_deployed(config, scope, client=client)
+    return result

@@ -1,0 +1,208 @@
+"""The deployment a planned workflow should have, and what a deployment has now,
+in one comparable shape.
+
+Convergence compares only the fields flowship owns (below); anything else a
+person changes in the Prefect UI (paused, a work queue) is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from flowship.config import Config
+from flowship.deploy import vcs
+from flowship.deploy.target import Infrastructure
+from flowship.plan import PlannedWorkflow
+from flowship.scope import Scope, deployment_tags
+from flowship.workflow import Cron, Interval
+
+# Prefect reads these settings when a `@flow` is defined, so setting them in the
+# flow run's environment gives the workflow's retries to every attempt of that
+# flow (a `@flow(retries=...)` in the code still wins). Both exist in Prefect 3.9
+# (prefect.settings.models.flows: `default_retries`, `default_retry_delay_seconds`).
+RETRIES_ENV = "PREFECT_FLOWS_DEFAULT_RETRIES"
+RETRY_DELAY_ENV = "PREFECT_FLOWS_DEFAULT_RETRY_DELAY_SECONDS"
+
+OWNED = (
+    "version", "version_info", "description", "tags", "parameters", "parameter_openapi_schema",
+    "enforce_parameter_schema", "schedules", "concurrency_limit", "work_pool_name", "job_variables",
+    "pull_steps", "entrypoint",
+)
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What the version info says about the deployed commit."""
+
+    sha: str
+    message: str
+    branch: str  # the full branch name: cleanup finds previews by it
+    repository: str
+    url: str
+    github: bool
+
+
+def commit_info(config: Config, scope: Scope, sha: str) -> Commit:
+    """The commit as Prefect's version info shows it, linking to GitHub when run there."""
+    g = config.env.github
+    repository = g.get("GITHUB_REPOSITORY")
+    if repository:
+        server = (g.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
+        return Commit(sha, vcs.subject(config.root, sha), scope.branch, repository,
+                      f"{server}/{repository}/commit/{sha}", github=True)
+    remote = vcs.remote_url(config.root)
+    repository = remote or config.root.name
+    url = f"{remote}#{sha}" if remote else f"file://{config.root}#{sha}"
+    return Commit(sha, vcs.subject(config.root, sha), scope.branch, repository, url, github=False)
+
+
+def version_info(commit: Commit) -> dict[str, Any]:
+    from prefect._internal.versioning import GithubVersionInfo, GitVersionInfo
+
+    kind = GithubVersionInfo if commit.github else GitVersionInfo
+    info = kind(
+        version=commit.sha, commit_sha=commit.sha, message=commit.message, branch=commit.branch,
+        repository=commit.repository, url=commit.url,
+    )
+    return info.model_dump(mode="json")
+
+
+def schedule_key(schedule: Cron | Interval, active: bool) -> dict[str, Any]:
+    """A schedule as convergence compares it (Prefect adds an anchor date, ids, ...)."""
+    if isinstance(schedule, Cron):
+        return {"cron": schedule.cron, "timezone": schedule.timezone, "active": active}
+    return {"interval": float(schedule.seconds), "active": active}
+
+
+@dataclass(frozen=True)
+class Desired:
+    """One deployment as flowship wants it: `flow_name/name`."""
+
+    flow_name: str
+    name: str  # the deployment half: `main` or the branch slug
+    entrypoint: str
+    fields: dict[str, Any]  # the OWNED fields, in the shape `current_fields` reads back
+    schedules: tuple[Cron | Interval, ...] = ()
+    schedules_active: bool = True
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.flow_name}/{self.name}"
+
+
+def parameter_schema(config: Config, workflow: PlannedWorkflow, sha: str) -> dict[str, Any]:
+    """The flow's parameter schema from its source at `sha`, without importing it."""
+    from prefect.utilities.callables import parameter_schema_from_entrypoint
+
+    path, function = workflow.entrypoint.rsplit(":", 1)
+    source = vcs.show(config.root, sha, path)
+    with tempfile.TemporaryDirectory(prefix="flowship-schema-") as tmp:
+        copy = Path(tmp) / PurePosixPath(path).name
+        copy.write_bytes(source)
+        schema = parameter_schema_from_entrypoint(f"{copy}:{function}")
+    return schema.model_dump(exclude_unset=True, mode="json")
+
+
+def desired(
+    config: Config,
+    workflow: PlannedWorkflow,
+    scope: Scope,
+    commit: Commit,
+    infra: Infrastructure,
+    pool: str,
+    schema: dict[str, Any],
+) -> Desired:
+    declared = workflow.workflow
+    tags = deployment_tags(scope, commit.sha, gpu=declared.machine.is_gpu, extra=declared.tags)
+    job_variables = dict(infra.job_variables)
+    env = {str(k): str(v) for k, v in dict(job_variables.get("env") or {}).items()}
+    if declared.retries is not None:
+        env[RETRIES_ENV] = str(declared.retries)
+    if declared.retry_delay_seconds is not None:
+        env[RETRY_DELAY_ENV] = str(declared.retry_delay_seconds)
+    if env:
+        job_variables["env"] = env
+    # Schedules run on main only; a preview keeps them, paused, so a person sees
+    # what main will run without a preview ever running on a clock.
+    active = scope.is_main
+    fields = {
+        "version": commit.sha,
+        "version_info": version_info(commit),
+        # Prefect's client turns a None description into the string "None".
+        "description": declared.description or "",
+        "tags": sorted(tags),
+        "parameters": dict(declared.parameters),
+        "parameter_openapi_schema": schema,
+        "enforce_parameter_schema": True,
+        "schedules": _ordered([schedule_key(s, active) for s in declared.schedules]),
+        "concurrency_limit": declared.concurrency_limit,
+        "work_pool_name": pool,
+        "job_variables": job_variables,
+        "pull_steps": infra.pull_steps,
+        "entrypoint": workflow.entrypoint,
+    }
+    return Desired(workflow.name, scope.name, workflow.entrypoint, fields, tuple(declared.schedules), active)
+
+
+def current_fields(deployment: Any) -> dict[str, Any]:
+    """A `DeploymentResponse`'s OWNED fields, in `Desired.fields`' shape."""
+    schedules = []
+    for s in deployment.schedules:
+        raw = s.schedule
+        if hasattr(raw, "cron"):
+            schedules.append({"cron": raw.cron, "timezone": raw.timezone or "UTC", "active": s.active})
+        elif hasattr(raw, "interval"):
+            schedules.append({"interval": raw.interval.total_seconds(), "active": s.active})
+        else:  # an RRule someone added by hand: never equal to what flowship wants
+            schedules.append({"other": str(raw), "active": s.active})
+    limit = deployment.global_concurrency_limit.limit if deployment.global_concurrency_limit else None
+    info = deployment.version_info.model_dump(mode="json") if deployment.version_info else None
+    return {
+        "version": deployment.version,
+        "version_info": info,
+        "description": deployment.description or "",
+        "tags": sorted(deployment.tags),
+        "parameters": deployment.parameters,
+        "parameter_openapi_schema": deployment.parameter_openapi_schema,
+        "enforce_parameter_schema": deployment.enforce_parameter_schema,
+        "schedules": _ordered(schedules),
+        "concurrency_limit": limit,
+        "work_pool_name": deployment.work_pool_name,
+        "job_variables": deployment.job_variables,
+        "pull_steps": deployment.pull_steps,
+        "entrypoint": deployment.entrypoint,
+    }
+
+
+def _ordered(schedules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Prefect returns a deployment's schedules in its own order.
+    return sorted(schedules, key=lambda s: json.dumps(s, sort_keys=True))
+
+
+def differences(want: Desired, deployment: Any) -> list[str]:
+    """The OWNED fields whose current value differs from the wanted one.
+
+    A self-hosted Prefect server accepts `version_info` but does not keep it
+    (only Prefect Cloud does), so it is compared only where it reads back.
+    """
+    have = current_fields(deployment)
+    return [
+        name for name in OWNED
+        if want.fields[name] != have[name] and not (name == "version_info" and have[name] is None)
+    ]
+
+
+def schedule_creates(want: Desired) -> list[Any]:
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+
+    out = []
+    for index, s in enumerate(want.schedules):
+        raw = CronSchedule(cron=s.cron, timezone=s.timezone) if isinstance(s, Cron) else IntervalSchedule(interval=s.seconds)
+        # A stable slug lets Prefect match a schedule across updates.
+        out.append(DeploymentScheduleCreate(schedule=raw, active=want.schedules_active, slug=f"flowship-{index}"))
+    return out

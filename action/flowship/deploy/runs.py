@@ -1,0 +1,137 @@
+"""Starting a flow run of a deployment by hand, and following it to its end."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from flowship.config import Config
+from flowship.errors import FlowshipError, InputError
+from flowship.scope import MAIN, Scope, deployment_name
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.objects import FlowRun
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
+    """`k=v` pairs; `v` is JSON when it parses (`3`, `true`, `[1, 2]`), else a string."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"--param {pair!r} is not KEY=VALUE (e.g. --param epochs=3).")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+def scope_for(config: Config, name: str) -> Scope:
+    """`main` (or the default branch's name) is production; any other name is that branch's preview."""
+    if name in (MAIN, config.default_branch):
+        return Scope.main(config.default_branch)
+    return Scope.preview(name)
+
+
+def run_url(config: Config, flow_run_id: UUID) -> str | None:
+    ui = config.env.prefect_ui_url
+    return f"{ui.rstrip('/')}/runs/flow-run/{flow_run_id}" if ui else None
+
+
+def start(client: SyncPrefectClient, flow: str, scope: Scope, params: dict[str, Any]) -> FlowRun:
+    """A new flow run of `<flow>/<scope>`, with `params` over the deployment's defaults."""
+    from prefect.exceptions import ObjectNotFound
+
+    name = deployment_name(flow, scope)
+    try:
+        deployment = client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        raise InputError(f"there is no deployment {name}; deploy it first (flowship deploy), "
+                         "or check the flow name and --scope.") from None
+    return client.create_flow_run_from_deployment(deployment.id, parameters=params)
+
+
+@dataclass(frozen=True)
+class Finished:
+    run: Any  # the FlowRun in its final state
+    result: Any = None
+    has_result: bool = False
+
+
+def follow(
+    client: SyncPrefectClient,
+    flow_run_id: UUID,
+    *,
+    on_state: Callable[[str, str | None], None],
+    on_log: Callable[[str], None],
+    poll: float = 1.0,
+) -> Finished:
+    """Poll the run until its state is final, reporting each new state and log line."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+
+    seen_state: str | None = None
+    seen_logs = 0
+    drain = 0  # polls left after the final state: the run's last logs arrive after it
+
+    def read_logs() -> int:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+                                offset=seen_logs, sort=LogSort.TIMESTAMP_ASC)
+        for log in logs:
+            on_log(log.message)
+        return len(logs)
+
+    while True:
+        flow_run = client.read_flow_run(flow_run_id)
+        state = flow_run.state
+        if state is not None and state.name != seen_state:
+            seen_state = state.name
+            on_state(state.name, state.message)
+        seen_logs += read_logs()
+        if state is not None and state.is_final():
+            drain = drain or 3
+            drain -= 1
+            if drain == 0:
+                return _finished(flow_run)
+        time.sleep(poll)
+
+
+def _finished(flow_run: Any) -> Finished:
+    """The run and, when its result was persisted where this machine can read it, the result."""
+    from prefect.exceptions import PrefectException
+
+    state = flow_run.state
+    if not state.is_completed():
+        return Finished(flow_run)
+    try:
+        value = state.result(raise_on_failure=False)
+    except (PrefectException, OSError, ValueError, TypeError, KeyError):
+        return Finished(flow_run)  # not persisted, or stored where this machine cannot read
+    return Finished(flow_run, value, True)
+
+
+def run_deployment(config: Config, flow: str, scope_name: str, params: dict[str, Any], *, wait: bool,
+                   say: Callable[[str], None]) -> Finished | Any:
+    """`flowship run`: start a run and, with `wait`, follow it; returns the run (or how it finished)."""
+    from flowship.deploy.client import open_client
+
+    scope = scope_for(config, scope_name)
+    with open_client(config) as client:
+        flow_run = start(client, flow, scope, params)
+        url = run_url(config, flow_run.id)
+        say(f"started {flow_run.name} of {deployment_name(flow, scope)}" + (f": {url}" if url else ""))
+        if not wait:
+            return flow_run
+        try:
+            return follow(client, flow_run.id,
+                          on_state=lambda name, msg: say(f"  state: {name}" + (f" ({msg})" if msg else "")),
+                          on_log=lambda line: say(f"  | {line}"))
+        except KeyboardInterrupt:
+            raise FlowshipError(f"stopped following {flow_run.name}; it goes on running"
+                                + (f": {url}" if url else ".")) from None

@@ -1,0 +1,75 @@
+"""The few git questions deploying asks, answered through `flowship.git`.
+
+`flowship.git` is the one module that runs git; deploying adds three small
+questions on top of it (a commit's subject, the origin URL, a commit's tree
+on disk) and a three-valued ancestry test: "I cannot tell" (a commit
+missing from a shallow or rewritten clone) must not read as "older".
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from flowship import console, git
+from flowship.errors import FlowshipError
+
+
+def is_ancestor(root: Path, older: str, newer: str) -> bool | None:
+    """True if `older` is an ancestor of (or equal to) `newer`; None when git
+    cannot tell because one of them is not in this clone."""
+    if not (git.has_commit(root, older) and git.has_commit(root, newer)):
+        return None
+    return git.is_ancestor(root, older, newer)
+
+
+def subject(root: Path, sha: str) -> str:
+    """The first line of the commit's message."""
+    return git.run(root, "log", "-1", "--format=%s", sha, "--").stdout.decode("utf-8", "replace").strip()
+
+
+def remote_url(root: Path) -> str | None:
+    result = git.run(root, "remote", "get-url", "origin", check=False)
+    url = result.stdout.decode("utf-8", "replace").strip()
+    return url if result.returncode == 0 and url else None
+
+
+def show(root: Path, sha: str, path: str) -> bytes:
+    """A file's bytes at a commit (an error naming both when it is not there)."""
+    data = git.show(root, sha, path)
+    if data is None:
+        raise FlowshipError(f"{path} does not exist at commit {sha[:12]}")
+    return data
+
+
+def materialize(root: Path, sha: str, dest: Path) -> Path:
+    """The commit's tree (below `root`), exactly, in `dest`; made once and reused.
+
+    Extracted into a sibling temporary folder and renamed into place, so a
+    concurrent deploy or a crash never leaves a half-written tree behind.
+    """
+    if dest.is_dir():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    console.info(f"checking out {sha[:12]} into {dest}")
+    # `<sha>:<prefix>` is the commit's tree below `root`, so a flowship
+    # project inside a larger repository gets just its own folder.
+    # (git archive run inside a subdirectory refuses a tree path, so it runs at the top.)
+    top, prefix = git.run(root, "rev-parse", "--show-toplevel", "--show-prefix").stdout.decode(
+        "utf-8", "surrogateescape").split("\n")[:2]
+    archive = git.run(top, "archive", "--format=tar", f"{sha}:{prefix}" if prefix else sha).stdout
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(work / "tree", filter="data")
+        try:
+            (work / "tree").rename(dest)
+        except OSError:
+            if not dest.is_dir():  # unless another deploy just put the same commit there
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return dest
