@@ -87,3 +87,18 @@ def aws(moto_server, monkeypatch) -> str:
     urllib.request.urlopen(urllib.request.Request(f"{moto_server.url}/moto-api/reset", method="POST")).close()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)
     return moto_server.url
+
+
+@pytest.fixture
+def drain_prefect():
+    """Send a test's logs and events while the session's server still runs.
+
+    Otherwise Prefect's background workers try at interpreter exit, after the
+    server stopped, and retry for a minute before giving up.
+    """
+    yield
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10, at_exit=False)
+    EventsWorker.drain_all(timeout=10, at_exit=False)

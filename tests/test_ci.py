@@ -14,7 +14,7 @@ import pytest
 from flowship.cli import main
 from flowship.github import COMMENT_MARKER
 from testing.git import Repo, cpu_flow
-from testing.github_server import GitHubServer
+from testing.github_server import GitHubServer, parse_outputs
 
 # Real webhook payloads (octokit/webhooks examples, MIT; see the folder's README), adjusted per test.
 PAYLOADS = Path(__file__).parent / "testing" / "github-payloads"
@@ -103,14 +103,7 @@ class Ci:
         return code, capsys.readouterr().err
 
     def outputs(self) -> dict[str, str]:
-        text = self.output.read_text() if self.output.exists() else ""
-        out, lines, i = {}, text.split("\n"), 0
-        while i < len(lines) and lines[i]:
-            name, delim = lines[i].split("<<", 1)
-            end = lines.index(delim, i + 1)
-            out[name] = "\n".join(lines[i + 1:end])
-            i = end + 1
-        return out
+        return parse_outputs(self.output.read_text() if self.output.exists() else "")
 
     def deployments(self) -> dict[str, str]:
         return {d["deployment"]: d["status"] for d in json.loads(self.outputs()["deployments"])}

@@ -20,23 +20,8 @@ import pytest
 from flows.common.previews import PreviewDeployment, stale_previews
 from flowship.scope import branch_slug
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("drain_prefect")]
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _drain_prefect_workers():
-    """Send this test's logs and events while the session's server still runs.
-
-    Otherwise Prefect's background workers try at interpreter exit, after the
-    server stopped, and retry for a minute before giving up.
-    """
-    yield
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-
-    APILogWorker.drain_all(timeout=10, at_exit=False)
-    EventsWorker.drain_all(timeout=10, at_exit=False)
 
 
 def client():

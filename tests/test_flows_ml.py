@@ -18,22 +18,7 @@ pytest.importorskip("matplotlib", reason="the ML example flows need the `ml` ext
 
 from flows.common import conformal, data  # noqa: E402
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _drain_prefect_workers():
-    """Send this test's logs and events while the session's server still runs.
-
-    Otherwise Prefect's background workers try at interpreter exit, after the
-    server stopped, and retry for a minute before giving up.
-    """
-    yield
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-
-    APILogWorker.drain_all(timeout=10, at_exit=False)
-    EventsWorker.drain_all(timeout=10, at_exit=False)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("drain_prefect")]
 
 
 def artifacts_of(flow_run_id: UUID) -> dict[str, object]:

@@ -6,20 +6,11 @@ import pytest
 
 from flowship.errors import FlowshipError
 from flowship.github import COMMENT_MARKER, format_outputs, upsert_comment, write_outputs
-from testing.github_server import GitHubServer
+from testing.github_server import GitHubServer, parse_outputs
 
 REPO = "octo/flows"
 
 
-def _parse_outputs(text: str) -> dict[str, str]:
-    """Read $GITHUB_OUTPUT the way the runner does (name<<DELIM ... DELIM)."""
-    out, lines, i = {}, text.split("\n"), 0
-    while i < len(lines) and lines[i]:
-        name, delim = lines[i].split("<<", 1)
-        end = lines.index(delim, i + 1)
-        out[name] = "\n".join(lines[i + 1:end])
-        i = end + 1
-    return out
 
 
 def test_outputs_survive_values_that_look_like_delimiters_and_commands(tmp_path):
@@ -27,7 +18,7 @@ def test_outputs_survive_values_that_look_like_delimiters_and_commands(tmp_path)
     path = tmp_path / "out"
     write_outputs(str(path), {"plan": hostile, "preview-url": ""})
     write_outputs(str(path), {"images": "{}"})
-    assert _parse_outputs(path.read_text()) == {"plan": hostile, "preview-url": "", "images": "{}"}
+    assert parse_outputs(path.read_text()) == {"plan": hostile, "preview-url": "", "images": "{}"}
 
 
 def test_output_delimiters_are_random():

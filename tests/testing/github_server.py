@@ -218,3 +218,14 @@ def _handler(server: GitHubServer) -> type[BaseHTTPRequestHandler]:
             self._send(200, server.comment_json(comment))
 
     return Handler
+
+
+def parse_outputs(text: str) -> dict[str, str]:
+    """Read $GITHUB_OUTPUT the way the runner does (name<<DELIM ... DELIM)."""
+    out, lines, i = {}, text.split("\n"), 0
+    while i < len(lines) and lines[i]:
+        name, delim = lines[i].split("<<", 1)
+        end = lines.index(delim, i + 1)
+        out[name] = "\n".join(lines[i + 1:end])
+        i = end + 1
+    return out
