@@ -4,7 +4,8 @@ Hypothesis builds random small repositories (packages, namespace packages, a
 `src/` layout, helpers in the flows directory, import cycles, every import
 form) and a random second commit, and compares `make_plan` with a brute-force
 oracle that parses whole modules with `ast` and walks each flow's closure
-itself, with no cache and no reverse graph.
+itself, with no cache and no reverse graph; the plan of the partial analysis
+(the reverse search) must also equal the plan from the full import graph.
 """
 
 from __future__ import annotations
@@ -56,8 +57,23 @@ def import_line(importer: str, target: str, form: int) -> str:
         f"import importlib\nM = importlib.import_module('{name}')",
         f"from . import {last}" if same_package and "/" in importer else f"from {name} import *",
         f"try:\n    import {name}\nexcept ImportError:\n    pass",
+        f"from {parent} import (\n    {last},\n)" if parent else f"import \\\n    {name}",
+        _relative(importer, target) or f"import {name} as alias",
+        f"X = 1; import {name}",
     ]
     return forms[form % len(forms)]
+
+
+def _relative(importer: str, target: str) -> str | None:
+    """`from .. import x` / `from .sub import x` between the lib packages, where one applies."""
+    if target.endswith("__init__.py") or not importer.startswith("lib/") or not target.startswith("lib/"):
+        return None
+    last = target.rpartition("/")[2].removesuffix(".py")
+    if importer.startswith("lib/sub/") and target.count("/") == 1:
+        return f"from .. import {last}"
+    if importer.count("/") == 1 and target.startswith("lib/sub/"):
+        return f"from .sub import {last}"
+    return None
 
 
 @st.composite
@@ -65,7 +81,7 @@ def module_text(draw, path: str, existing: list[str]) -> str:
     lines = ["import os", "import torch_not_installed"][: draw(st.integers(0, 2))]
     targets = [t for t in existing if t != path]
     for target in draw(st.lists(st.sampled_from(targets), max_size=3, unique=True)) if targets else []:
-        lines.append(import_line(path, target, draw(st.integers(0, 5))))
+        lines.append(import_line(path, target, draw(st.integers(0, 8))))
     lines.append(f"X = {draw(st.integers(0, 3))}")
     return "\n".join(lines) + "\n"
 
@@ -175,7 +191,13 @@ def test_plan_matches_the_brute_force_oracle(history):
         base = repo.commit(base_files)
         repo.write({p: None for p in base_files if p not in head_files})
         head = repo.commit(head_files)
-        plan = make_plan(load_config(repo.path, {}), scope=Scope.main(), base=base, head=head)
+        config = load_config(repo.path, {})
+        plan = make_plan(config, scope=Scope.main(), base=base, head=head)
+        # The partial analysis (reverse search) and the full graph give the same plan.
+        full = make_plan(config, scope=Scope.main(), base=base, head=head, full_scan=True)
+        assert [(w.name, w.reasons) for w in plan.workflows] == [(w.name, w.reasons) for w in full.workflows]
+        assert (plan.delete, plan.images) == (full.delete, full.images)
+        assert set(plan.problems) <= set(full.problems)
 
         changed = {p for p in set(base_files) | set(head_files) if base_files.get(p) != head_files.get(p)}
         files = {p for p in set(base_files) | set(head_files) if p.endswith(".py")}

@@ -129,6 +129,11 @@ def test_aliases_async_flows_and_default_names(tmp_path):
             "@flow(name=NAME)\ndef a(): pass\n",
             5, "must be a string literal",
         ),
+        (  # the plan finds flow names by their bytes, so an escaped name is refused
+            "from flowship import Workflow\nfrom prefect import flow\nw = Workflow()\n"
+            "@flow(name='a\\x2db')\ndef a(): pass\n",
+            4, "written plainly",
+        ),
         (
             "from flowship import Workflow\nfrom prefect import flow\nw = Workflow(**{'tags': []})\n@flow\ndef a(): pass\n",
             3, "cannot be read without running the module",

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-VERSION = 1
+VERSION = 2  # 2: flow names must be written verbatim
 KINDS = ("imports", "flows")
 
 

@@ -1,8 +1,12 @@
 """Change analysis: which workflows a commit range affects, and why.
 
 `make_plan` reads the two commits it compares (`git ls-tree`, `git cat-file
---batch`, `git diff -M`), never the working tree and never flow code. A
-workflow is affected when one of these changed between base and head:
+--batch`, `git diff -M`), never the working tree and never flow code. For an
+ordinary commit it searches backwards from the changed modules and parses
+only the flows they reach (`flowship.affected.analyse_partial`); with no base,
+`--all`, `--flow`, a configuration or image-input change, or a change imported
+by much of the repository, it discovers every flow and uses the full import
+graph. A workflow is affected when one of these changed between base and head:
 
 - its own file, or any repository module it imports, directly or through
   other modules (`flowship.imports` builds the graph statically);
@@ -22,38 +26,24 @@ deletes a production deployment.
 from __future__ import annotations
 
 import difflib
-import re
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from flowship import git
+from flowship.affected import Analysis, analyse_changes, analyse_partial, family_inputs, glob_match, import_roots
 from flowship.cache import ParseCache
-from flowship.config import PYPROJECT, Config
+from flowship.config import Config
 from flowship.declarations import ModuleFacts
-from flowship.discovery import CommitTree, Discovery, WorkflowRecord, analysed, discover_tree, pair, python_files
+from flowship.discovery import CommitTree, Discovery, WorkflowRecord, analysed, discover_tree, pair
 from flowship.errors import InputError
 from flowship.events import Candidate, Event
-from flowship.graph import build as build_graph
-from flowship.imports import scan_imports
 from flowship.plan import Deletion, Plan, PlannedImage, PlannedWorkflow
 from flowship.scope import Scope, deployment_name
 
 ALL = "(all)"
 REQUESTED = "(requested)"
 FORCED = "(forced)"
-
-
-@dataclass
-class Analysis:
-    """Changed paths that reach each workflow and image family."""
-
-    workflows: dict[str, set[str]] = field(default_factory=dict)  # flow name -> reasons
-    images: dict[str, set[str]] = field(default_factory=dict)  # family -> reasons
-    everything: str | None = None  # the reason everything is affected, if it is
-    notes: list[str] = field(default_factory=list)
+__all__ = ["Analysis", "analyse_changes", "family_inputs", "glob_match", "import_roots", "make_plan", "resolve_base"]
 
 
 def make_plan(
@@ -65,20 +55,31 @@ def make_plan(
     everything: bool = False,
     only: Sequence[str] = (),
     force_rebuild: bool = False,
+    full_scan: bool = False,
 ) -> Plan:
+    """The plan from `base` to `head` (everything without a base); `full_scan` reads the whole tree even
+    for an ordinary commit (what the partial analysis is tested against)."""
     root = config.root
     head_sha = git.rev_parse(root, head)
     base_sha = git.rev_parse(root, base) if base else None
     cache = ParseCache.for_repo(config.env.cache_dir, git.git_dir(root))
     tree = CommitTree(root, head_sha)
-    found = discover_tree(tree, config.flows, cache)
-    records = found.by_name()
-
     changes = git.diff(root, base_sha, head_sha) if base_sha else []
-    if base_sha is None:
-        analysis = Analysis(everything=ALL)
+    base_flows = _base_flows(config, base_sha, changes, cache) if base_sha else {}
+
+    partial = None
+    if base_sha is not None and not (everything or only or full_scan):
+        base_names = {name for _, names in base_flows.values() for name in names}
+        partial = analyse_partial(config, tree, base_sha, changes, base_names, cache)
+    if partial is not None:  # an ordinary commit: only what the change reaches was read
+        analysis, found = partial
     else:
-        analysis = analyse_changes(config, tree, base_sha, changes, found, cache)
+        found = discover_tree(tree, config.flows, cache)
+        if base_sha is None:
+            analysis = Analysis(everything=ALL)
+        else:
+            analysis = analyse_changes(config, tree, base_sha, changes, found, cache)
+    records = found.by_name()
 
     if only:
         unknown = [name for name in only if name not in records]
@@ -95,7 +96,7 @@ def make_plan(
     planned = tuple(
         _planned(records[name], scope, reasons) for name, reasons in sorted(chosen.items(), key=lambda kv: records[kv[0]].file)
     )
-    deletions = _deletions(config, base_sha, changes, found, cache) if base_sha else ()
+    deletions = _deletions(base_flows, found)
     images = _images(config, tree, head_sha, planned, analysis, force_rebuild)
     cache.save(keep=tree.files.values())
     return Plan(
@@ -130,147 +131,35 @@ def _planned(record: WorkflowRecord, scope: Scope, reasons: set[str]) -> Planned
     )
 
 
-# -- what the changed paths reach ---------------------------------------------------
-
-def analyse_changes(
-    config: Config, tree: CommitTree, base_sha: str, changes: Sequence[git.Change],
-    found: Discovery, cache: ParseCache | None,
-) -> Analysis:
-    analysis = Analysis()
-    changed = sorted({p for c in changes for p in (c.path, c.old_path) if p})
-    if PYPROJECT in changed and _config_changed(config, base_sha, tree):
-        analysis.everything = PYPROJECT
-    by_file = {r.file: r.name for r in found.records}
-
-    changed_py = [p for p in changed if p.endswith(".py")]
-    if changed_py:
-        head_py = python_files(tree, "")
-        # Deleted modules stay in the graph: a flow still importing one is broken, hence affected.
-        deleted_py = [p for p in changed_py if p not in tree.files]
-        imports = build_graph(
-            tree.files, head_py, deleted_py, import_roots(config, tree.files),
-            lambda paths: _raw_imports(tree, paths, cache), cache.file("graph") if cache else None,
-        )
-        for path in changed_py:
-            for dependent in imports.dependents(path):
-                name = by_file.get(dependent)
-                if name is not None:
-                    analysis.workflows.setdefault(name, set()).add(path)
-
-    names = set(by_file.values())
-    for pattern, flows in config.data.items():
-        hits = [p for p in changed if glob_match(pattern, p)]
-        for name in flows if hits else ():
-            if name in names:
-                analysis.workflows.setdefault(name, set()).update(hits)
-            else:
-                analysis.notes.append(f"[tool.flowship] data {pattern!r} names {name!r}, which is no workflow")
-
-    for family in {r.workflow.machine.family for r in found.records}:
-        hits = {p for p in changed for pattern in family_inputs(config, family) if glob_match(pattern, p)}
-        if hits:
-            analysis.images[family] = hits
-            for record in found.records:
-                if record.workflow.machine.family == family:
-                    analysis.workflows.setdefault(record.name, set()).update(hits)
-    return analysis
-
-
-def _raw_imports(tree: CommitTree, paths: list[str], cache: ParseCache | None) -> dict[str, Any]:
-    if len(paths) < 200:  # a warm graph needs a handful: scanning them beats loading the cache
-        blobs = tree.read(tree.files[p] for p in paths)
-        return {p: scan_imports(blobs.get(tree.files[p], b"")) for p in paths}
-    return analysed(tree, "imports", paths, cache)
-
-
-def import_roots(config: Config, files: Iterable[str]) -> list[str]:
-    """Where absolute imports are looked up: the repository root, the flows directory, `src/`."""
-    roots = ["", config.flows]
-    if any(p.startswith("src/") for p in files):
-        roots.append("src")
-    return roots
-
-
-def _config_changed(config: Config, base_sha: str, tree: CommitTree) -> bool:
-    """Whether `[tool.flowship]` differs; the rest of pyproject.toml does not matter."""
-    def table(data: bytes | None) -> Any:
-        try:
-            return tomllib.loads(data.decode("utf-8")).get("tool", {}).get("flowship") if data else None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-            return "(invalid)"
-
-    return table(git.show(config.root, base_sha, PYPROJECT)) != table(tree.read_path(PYPROJECT))
-
-
-def family_inputs(config: Config, family: str) -> list[str]:
-    """Repository globs whose change rebuilds `family`'s dependencies image."""
-    try:
-        from flowship.images.inputs import family_inputs as images_family_inputs
-    except (ImportError, AttributeError):
-        spec = config.images.get(family)
-        if spec is None:
-            return []  # a built-in family's template ships inside flowship
-        return [p for p in (spec.template, *spec.requirements, *spec.context) if p]
-    return list(images_family_inputs(config, family))
-
-
-@lru_cache(maxsize=256)
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:[^/]+/)*")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
-            end = pattern.index("]", i + 2)
-            body = pattern[i + 1:end]
-            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    # A pattern that names a directory covers everything below it.
-    return re.compile("".join(out).rstrip("/") + "(?:/.*)?")
-
-
-def glob_match(pattern: str, path: str) -> bool:
-    """gitignore-like globs, anchored at the repository root: `*`, `?`, `[...]`, `**/`."""
-    return _glob_regex(pattern.lstrip("/").removeprefix("./")).fullmatch(path) is not None
-
-
 # -- deletions ----------------------------------------------------------------------
 
-def _deletions(
-    config: Config, base_sha: str, changes: Sequence[git.Change], found: Discovery, cache: ParseCache | None
-) -> list[str]:
-    """Flow names declared at base in changed files that no head workflow carries any more."""
+def _base_flows(
+    config: Config, base_sha: str, changes: Sequence[git.Change], cache: ParseCache | None
+) -> dict[str, tuple[str, list[str]]]:
+    """Changed flow files at base: old path -> (head path, the flow names declared there at base)."""
     prefix = f"{config.flows}/"
     touched = {c.old_path or c.path: c.path for c in changes if (c.old_path or c.path).startswith(prefix)}
     touched = {old: new for old, new in touched.items() if old.endswith(".py")}
     if not touched:
-        return []
+        return {}
     base_files = git.ls_tree(config.root, base_sha, config.flows)
     present = {p: base_files[p] for p in touched if p in base_files}
     facts = analysed(_Blobs(config, present), "flows", present, cache)
+    return {
+        old: (touched[old], [r.name for r in pair(old, ModuleFacts.from_cache(data))[0]])
+        for old, data in sorted(facts.items())
+    }
+
+
+def _deletions(base_flows: Mapping[str, tuple[str, list[str]]], found: Discovery) -> list[str]:
+    """Flow names declared at base in changed files that no head workflow carries any more."""
     heads = {r.name for r in found.records}
     troubled = {p.file for p in found.problems}
     gone = []
-    for old, data in sorted(facts.items()):
-        if touched[old] in troubled:
+    for new, names in base_flows.values():
+        if new in troubled:
             continue  # the head file is broken: keep its deployment until it is fixed
-        for record in pair(old, ModuleFacts.from_cache(data))[0]:
-            if record.name not in heads:
-                gone.append(record.name)
+        gone.extend(name for name in names if name not in heads)
     return sorted(set(gone))
 
 

@@ -101,7 +101,7 @@ def analyze(source: bytes) -> ModuleFacts:
         if isinstance(value, ast.Call) and _meaning(value.func, names) == "Workflow":
             declared.append(_declaration(value, names))
         elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
-            flow = _flow_function(stmt, names)
+            flow = _flow_function(stmt, names, source)
             if flow is not None:
                 flows.append(flow)
     return ModuleFacts(None, tuple(declared), tuple(flows))
@@ -136,7 +136,9 @@ def _meaning(node: ast.AST, names: dict[str, str]) -> str | None:
     return None
 
 
-def _flow_function(fn: ast.FunctionDef | ast.AsyncFunctionDef, names: dict[str, str]) -> FlowFunction | None:
+def _flow_function(
+    fn: ast.FunctionDef | ast.AsyncFunctionDef, names: dict[str, str], source: bytes
+) -> FlowFunction | None:
     for decorator in fn.decorator_list:
         call = decorator if isinstance(decorator, ast.Call) else None
         if _meaning(call.func if call else decorator, names) != "flow":
@@ -146,8 +148,23 @@ def _flow_function(fn: ast.FunctionDef | ast.AsyncFunctionDef, names: dict[str, 
             if keyword.arg == "name":
                 literal = keyword.value
                 name = literal.value if isinstance(literal, ast.Constant) and isinstance(literal.value, str) else None
+                if name is not None and not _verbatim(name, literal, source):
+                    name = None  # an escape or adjacent literals: planning finds names by their bytes
         return FlowFunction(fn.name, name, decorator.lineno)
     return None
+
+
+def _verbatim(value: str, node: ast.expr, source: bytes) -> bool:
+    """Whether the literal's own text holds `value` as written (so searching the file's bytes finds it)."""
+    lines = source.splitlines(keepends=True)
+    first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+    if last >= len(lines):
+        return False
+    if first == last:
+        text = lines[first][node.col_offset:node.end_col_offset]
+    else:
+        text = lines[first][node.col_offset:] + b"".join(lines[first + 1:last]) + lines[last][:node.end_col_offset]
+    return value.encode("utf-8") in text
 
 
 def _declaration(call: ast.Call, names: dict[str, str]) -> Declared:

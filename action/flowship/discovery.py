@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +189,45 @@ def discover_tree(tree: Tree, flows_dir: str, cache: ParseCache | None = None) -
     return combine({path: ModuleFacts.from_cache(data) for path, data in facts.items()})
 
 
+def discover_partly(
+    tree: Tree, flows_dir: str, files: Iterable[str], names: Iterable[str], cache: ParseCache | None,
+    sources: Mapping[str, bytes] | None = None,
+) -> Discovery:
+    """What `discover_tree` says about `files`, and about every workflow named in `names` or declared by `files`.
+
+    Reads only those: a flow's name is written verbatim in its file (as the
+    `@flow(name=...)` literal, which `analyze` accepts only when its text holds
+    the name, or as the function's name), so the only files that can declare
+    a name are those whose bytes contain it; they are parsed to settle
+    duplicates. Problems are those of `files` and of the other declarations of
+    the names. `sources` (path -> bytes) saves reading blobs already read.
+    """
+    flows = python_files(tree, flows_dir)
+    files = sorted(set(files).intersection(flows))
+    facts = {p: ModuleFacts.from_cache(d) for p, d in analysed(tree, "flows", files, cache).items()}
+    wanted = set(names) | {r.name for p in files for r in pair(p, facts[p])[0]}
+    others: list[str] = []
+    if wanted:
+        rest = [p for p in flows if p not in facts]
+        if all(n.isascii() for n in wanted):
+            if sources is None:
+                blobs = tree.read(tree.files[p] for p in rest)
+                sources = {p: blobs.get(tree.files[p], b"") for p in rest}
+            spelled = sorted({s.encode() for n in wanted for s in (n, n.replace("-", "_"))}, key=len, reverse=True)
+            holds = re.compile(b"|".join(re.escape(s) for s in spelled)).search
+            others = [p for p in rest if holds(sources.get(p, b""))]
+        else:  # a non-ASCII name may be encoded otherwise (a coding cookie): read them all
+            others = rest
+        more = analysed(tree, "flows", others, cache)
+        facts.update((p, ModuleFacts.from_cache(d)) for p, d in more.items())
+    found = combine(facts)
+    # Another file's name is settled only when it is wanted: the rest is left out.
+    relevant = set(files) | {p for p in others if any(r.name in wanted for r in pair(p, facts[p])[0])}
+    return Discovery(
+        [r for r in found.records if r.file in relevant], [p for p in found.problems if p.file in relevant]
+    )
+
+
 def combine(facts: Mapping[str, ModuleFacts]) -> Discovery:
     records: list[WorkflowRecord] = []
     problems: list[Problem] = []
@@ -256,7 +296,8 @@ def pair(path: str, facts: ModuleFacts) -> tuple[list[WorkflowRecord], list[Prob
     if flow.name is None:
         return [], [*problems, Problem(
             path, flow.line,
-            "@flow(name=...) must be a string literal so flowship can read it without importing the module",
+            "@flow(name=...) must be a string literal, written plainly (no escapes, no adjacent literals), "
+            "so flowship can read it without importing the module",
         )]
     workflow = Workflow.from_json(declared.workflow)
     return [WorkflowRecord(flow.name, path, declared.line, flow.function, workflow)], problems

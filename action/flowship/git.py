@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,22 +163,58 @@ def ls_tree(root: Path | str, rev: str, *paths: str) -> dict[str, str]:
 
 def read_blobs(root: Path | str, shas: Iterable[str]) -> dict[str, bytes]:
     """Many blobs in one `git cat-file --batch`; missing ones are left out."""
+    return dict(stream_blobs(root, shas))
+
+
+def stream_blobs(root: Path | str, shas: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+    """(sha, content) for each blob as `git cat-file --batch` writes it, so the caller works while git reads.
+
+    The names go in from a file (no writer thread, no deadlock on full pipes)
+    and the output is read straight from the pipe, a blob at a time.
+    """
     wanted = list(dict.fromkeys(shas))
     if not wanted:
-        return {}
-    out = run(root, "cat-file", "--batch", input=("\n".join(wanted) + "\n").encode()).stdout
-    blobs: dict[str, bytes] = {}
-    pos = 0
-    for sha in wanted:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].split(b" ")
-        pos = end + 1
-        if len(header) < 3 or header[1] == b"missing":
-            continue
-        size = int(header[2])
-        blobs[sha] = out[pos:pos + size]
-        pos += size + 1  # the content is followed by a newline
-    return blobs
+        return
+    argv = ["git", "cat-file", "--batch"]
+    if _state["verbose"]:
+        console.command(argv)
+    with tempfile.TemporaryFile() as names:
+        names.write(("\n".join(wanted) + "\n").encode())
+        names.seek(0)
+        try:
+            proc = subprocess.Popen(argv, cwd=root, env=_env(), stdin=names, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+        except FileNotFoundError:
+            raise FlowshipError("git is not installed or not on PATH; flowship needs git to compare commits.") from None
+        except NotADirectoryError:
+            raise InputError(f"{root} is not a directory.") from None
+        with proc:
+            out = proc.stdout
+            assert out is not None and proc.stderr is not None
+            _widen(out.fileno())
+            for sha in wanted:
+                header = out.readline().split()
+                if len(header) < 3:  # `<sha> missing`, or git stopped
+                    if not header:
+                        break
+                    continue
+                size = int(header[2])
+                yield sha, out.read(size)
+                out.read(1)  # the newline after the content
+            out.read()
+            stderr = proc.stderr.read().decode("utf-8", "replace").strip()
+    if proc.returncode != 0:
+        raise FlowshipError(f"`git cat-file --batch` failed: {stderr or f'exit {proc.returncode}'}.")
+
+
+def _widen(fd: int) -> None:
+    """Let git run ahead of the reader by a megabyte (Linux; the default pipe holds 64 KiB)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError):
+        pass
 
 
 def show(root: Path | str, rev: str, path: str) -> bytes | None:
