@@ -110,9 +110,9 @@ say "2. A change to $FILE on the branch $BRANCH"
 g checkout -q -b "$BRANCH"
 printf '\n# A change on %s: the demo edits this flow, and only it is previewed.\n' "$BRANCH" >>"$REPO/$FILE"
 g commit -q -am "Tweak $FLOW"
-say "   flowship plan says what the branch changes, compared with main (the pull request's base)"
-fs plan --branch "$BRANCH" --base main --pr 1
-fs deploy --branch "$BRANCH" --base main --pr 1
+say "   flowship plan says what the branch changes, compared with its merge base with main"
+fs plan --branch "$BRANCH" --pr 1
+fs deploy --branch "$BRANCH" --pr 1
 run prefect deployment ls
 
 # -- 3. a run of the preview completes and shows its result ----------------------------

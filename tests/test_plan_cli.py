@@ -119,3 +119,25 @@ def test_without_base_the_last_deployed_commit_is_read_from_prefect(repo: Repo, 
     doc = json.loads(out)
     assert doc["base"] == first and [w["name"] for w in doc["workflows"]] == ["etl"]
     assert "the last deployed commit" in err
+
+
+def test_a_branch_without_base_compares_with_its_merge_base(repo: Repo, capsys):
+    repo.commit({"flows/etl.py": cpu_flow("etl"), "flows/train.py": seed_flow("train")})
+    repo.git("checkout", "-q", "-b", "feature/etl")
+    repo.commit({"flows/etl.py": cpu_flow("etl") + "\n# tweak\n"})
+    repo.git("checkout", "-q", "main")
+    repo.commit({"flows/train.py": seed_flow("train") + "\n# main moved on\n"})
+    repo.git("checkout", "-q", "feature/etl")
+    assert run_plan(repo, "--json") == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["base"] == repo.git("merge-base", "main", "feature/etl")
+    assert [w["name"] for w in doc["workflows"]] == ["etl"]
+    assert "comparing with the merge base with main" in err
+
+
+def test_main_without_base_or_server_plans_everything(repo: Repo, capsys):
+    repo.commit({"flows/etl.py": cpu_flow("etl"), "flows/train.py": seed_flow("train")})
+    assert run_plan(repo, "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["base"] is None and sorted(w["name"] for w in doc["workflows"]) == ["etl", "train"]

@@ -19,7 +19,7 @@ from flowship.errors import EXIT_FAILURE, EXIT_USAGE, FlowshipError
 
 
 def _plan_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--base", metavar="REV", help="compare from this commit (default: the last deployed, else everything)")
+    parser.add_argument("--base", metavar="REV", help="compare from this commit (default: the last deployed; for a branch, else its merge base with the default branch; else everything)")
     parser.add_argument("--head", metavar="REV", default="HEAD", help="compare to this commit (default: HEAD)")
     parser.add_argument("--branch", metavar="NAME", help="the branch being deployed (default: the current branch)")
     parser.add_argument("--pr", metavar="N", type=int, help="the pull request number of a preview")

@@ -1,7 +1,9 @@
 """`flowship plan`: what a commit range deploys, deletes and builds, and why.
 
 Without `--base`, the base is the last commit deployed to the scope as the
-Prefect server recorded it (only then is Prefect imported), else everything.
+Prefect server recorded it (only then is Prefect imported); for a preview
+without one, the merge base with the default branch (what its pull request
+would compare with); else everything.
 """
 
 from __future__ import annotations
@@ -59,16 +61,23 @@ def plan_from_args(config: Config, args: argparse.Namespace) -> Plan:
 
 
 def _last_deployed_base(config: Config, scope: Scope, head: str) -> str | None:
-    if not config.env.prefect_api_url:
-        console.info("no --base and no PREFECT_API_URL to read the last deployed commit from: planning every workflow.")
-        return None
-    try:
+    candidates: list[Candidate] = []
+    if config.env.prefect_api_url:
         from flowship.deploy import read_last_deployed
-    except ImportError:
-        return None
-    last = read_last_deployed(config, scope)
-    base, note = choose_base(config.root, git.rev_parse(config.root, head),
-                             [Candidate("commit", last, "the last deployed commit")] if last else [])
+
+        last = read_last_deployed(config, scope)
+        if last:
+            candidates.append(Candidate("commit", last, "the last deployed commit"))
+    else:
+        console.info("no --base and no PREFECT_API_URL to read the last deployed commit from.")
+    if not scope.is_main:
+        # A CI clone may only have the remote-tracking branch.
+        default = git.try_rev_parse(config.root, config.default_branch) or git.try_rev_parse(
+            config.root, f"origin/{config.default_branch}"
+        )
+        if default:
+            candidates.append(Candidate("merge-base", default, f"the merge base with {config.default_branch}"))
+    base, note = choose_base(config.root, git.rev_parse(config.root, head), candidates)
     console.info(note)
     return base
 
