@@ -69,7 +69,8 @@ class Environment:
     github_token: str | None = None
     github_api_url: str = "https://api.github.com"
     in_actions: bool = False
-    cache_dir: str | None = None
+    cache_dir: str | None = None  # the plan's parse cache (FLOWSHIP_CACHE_DIR)
+    checkouts_dir: str | None = None  # the local target's per-commit checkouts (FLOWSHIP_CHECKOUTS_DIR)
     # The Actions context: the GITHUB_* variables (event name and payload path,
     # $GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY, repository, run). Read by
     # flowship.events and flowship.github, never straight from os.environ.
@@ -162,6 +163,7 @@ def environment(env: Mapping[str, str]) -> Environment:
         github_api_url=env.get("GITHUB_API_URL") or "https://api.github.com",
         in_actions=env.get("GITHUB_ACTIONS") == "true",
         cache_dir=env.get("FLOWSHIP_CACHE_DIR") or None,
+        checkouts_dir=env.get("FLOWSHIP_CHECKOUTS_DIR") or None,
         github={k: v for k, v in env.items() if k.startswith(("GITHUB_", "RUNNER_"))},
         target=env.get("FLOWSHIP_TARGET") or None,
         flows=tuple(f for f in env.get("FLOWSHIP_FLOWS", "").replace(",", " ").split() if f),

@@ -32,9 +32,9 @@ class LocalTarget:
     def __init__(self, config: Config, checkouts: Path | None = None):
         self.config = config
         # Beside the repository by default (.flowship/ is git-ignored);
-        # FLOWSHIP_CACHE_DIR moves it, e.g. onto a runner's cache volume.
-        base = Path(config.env.cache_dir) if config.env.cache_dir else config.root / ".flowship"
-        self.checkouts = (checkouts or base / "checkouts").resolve()
+        # FLOWSHIP_CHECKOUTS_DIR moves it where the process worker reads.
+        base = Path(config.env.checkouts_dir) if config.env.checkouts_dir else config.root / ".flowship" / "checkouts"
+        self.checkouts = (checkouts or base).resolve()
 
     @property
     def pool(self) -> str:
