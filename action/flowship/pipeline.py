@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowship import console
 from flowship.config import Config
-from flowship.errors import EXIT_FAILURE, EXIT_OK, FlowshipError, InputError
+from flowship.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, FlowshipError, InputError
 from flowship.github import Context, upsert_comment, write_outputs, write_summary
 from flowship.plan import Plan
 from flowship.report import DeploymentLine, ImageLine, Report, RunLine, comment_markdown, outputs, summary_markdown
@@ -86,6 +86,9 @@ def run_ci(config: Config, options: Options) -> int:
         code = exc.exit_code
     else:
         code = EXIT_FAILURE if run.failed else EXIT_OK
+        if code == EXIT_OK and run.plan and any(_PROBLEM.match(p) for p in run.plan.problems):
+            # The good flows deployed, but a declaration needs fixing: bad input, as `plan` says.
+            code = EXIT_USAGE
     _report(config, ctx, event, run)
     return code
 
@@ -125,14 +128,16 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
     if not plan.workflows and not plan.delete:
         run.notes.append("No workflow is affected, so nothing was built or deployed.")
     images: dict[str, str] = {}
+    image_failures: dict[str, str] = {}
     if options.target == "ecs" and plan.images and plan.workflows:
         with console.group("Images"):
-            images = _build(config, plan, force_rebuild, run)
+            images, image_failures = _build(config, plan, force_rebuild, run)
     with console.group(f"Deploy to {options.target}"):
         from flowship.deploy import deploy_plan, make_target
 
         target = make_target(config, options.target)
-        result = deploy_plan(config, plan, target, images, force=rollback)
+        # A family that did not build fails its own flows (saying why), not the others.
+        result = deploy_plan(config, plan, target, images, force=rollback, image_failures=image_failures)
         links = _deployment_links(config, [o.deployment for o in result.outcomes if o.status != "deleted"])
         for o in result.outcomes:
             url = links.get(o.deployment)
@@ -157,6 +162,11 @@ def _base(config: Config, event: Event, options: Options) -> str | None:
         assert event.scope is not None
         last = read_last_deployed(config, event.scope)
         console.info(f"last deployed to {event.scope.name}: {last[:12] if last else 'nothing yet'}")
+        if last is None:
+            # Nothing deployed in full yet (a first deploy that failed partly records
+            # nothing): a push's `before` was never deployed here, and comparing with it
+            # would lose the flows that failed. A merge base still bounds a preview.
+            event = replace(event, bases=tuple(c for c in event.bases if c.kind == "merge-base"))
     base, note = resolve_base(config, event, last)
     console.info(note)
     return base
@@ -191,7 +201,7 @@ def _say_plan(plan: Plan) -> None:
         console.info("no workflow is affected by these commits")
 
 
-def _build(config: Config, plan: Plan, force: bool, run: _Run) -> dict[str, str]:
+def _build(config: Config, plan: Plan, force: bool, run: _Run) -> tuple[dict[str, str], dict[str, str]]:
     from flowship.images import build_images
 
     result = build_images(config, plan, force=force)
@@ -204,7 +214,7 @@ def _build(config: Config, plan: Plan, force: bool, run: _Run) -> dict[str, str]
             console.error(f"image {image.name}: {error}", title="flowship build")
     if result.failed:
         run.failed = True
-    return dict(result.refs)
+    return dict(result.refs), dict(result.failed)
 
 
 def _deployment_links(config: Config, names: list[str]) -> dict[str, str]:
@@ -246,7 +256,11 @@ def _start_runs(config: Config, run: _Run, *, wait: bool) -> None:
         state = flow_run.state.name if flow_run.state else "unknown"
         run.runs.append(RunLine(name, state, f"{ui}/runs/flow-run/{flow_run.id}" if ui else None))
         if wait and not (flow_run.state and flow_run.state.is_completed()):
-            console.error(f"the run {flow_run.name} of {name} ended {state}.")
+            why = flow_run.state.message if flow_run.state and flow_run.state.message else ""
+            failure = f"the run {flow_run.name} of {name} ended {state}" + (f": {why}" if why else ".")
+            console.error(failure)
+            # The summary says why the step failed, not only the log.
+            run.notes.append(failure[0].upper() + failure[1:])
             run.failed = True
 
 

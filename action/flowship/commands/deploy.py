@@ -9,7 +9,7 @@ from pathlib import Path
 from flowship import console
 from flowship.config import Config
 from flowship.deploy import STATUSES, DeployResult, deploy_plan, make_target
-from flowship.errors import EXIT_FAILURE, EXIT_OK, InputError
+from flowship.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, InputError
 from flowship.plan import Plan
 
 
@@ -28,7 +28,12 @@ def run(config: Config, args: argparse.Namespace) -> int:
         result = deploy_plan(config, plan, target, images, force=bool(getattr(args, "force", False)),
                              image_failures=failures)
     print_result(result)
-    return EXIT_OK if result.ok else EXIT_FAILURE
+    if not result.ok:
+        return EXIT_FAILURE
+    from flowship.commands.plan import _located
+
+    # The good flows deployed, but a declaration needs fixing: bad input, as `plan` says.
+    return EXIT_USAGE if any(_located(p) for p in plan.problems) else EXIT_OK
 
 
 def load_images(path: str) -> tuple[dict[str, str], dict[str, str]]:
