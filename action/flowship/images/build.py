@@ -88,7 +88,7 @@ def build_images(config: Config, plan: Plan, *, force: bool = False, client: Any
             result.refs[family] = result.images[family].ref
         except FlowshipError as exc:  # a bad template too: it fails its own family only
             result.failed[family] = str(exc)
-            console.error(f"image {family}: {exc}")
+            console.info(f"image {family} failed: {exc}")  # callers annotate it, once
     return result
 
 
