@@ -50,17 +50,8 @@ class WorkflowRecord:
         return f"{self.file}:{self.function}"
 
     def to_json(self) -> dict:
-        declaration = self.workflow.to_json()
-        machine = declaration.pop("machine")
-        return {
-            "name": self.name,
-            "file": self.file,
-            "line": self.line,
-            "entrypoint": self.entrypoint,
-            "image": machine["image"],
-            "machine": machine,
-            "declaration": declaration,
-        }
+        return {"name": self.name, "file": self.file, "line": self.line, "entrypoint": self.entrypoint,
+                **self.workflow.entry_json()}
 
 
 @dataclass(frozen=True)

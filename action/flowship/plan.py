@@ -35,18 +35,17 @@ class PlannedWorkflow:
         return self.workflow.machine
 
     def to_json(self) -> dict[str, Any]:
-        declaration = self.workflow.to_json()
-        machine = declaration.pop("machine")
+        entry = self.workflow.entry_json()
         return {
             "name": self.name,
             "file": self.file,
             "entrypoint": self.entrypoint,
             "deployment": self.deployment,
             "image": self.image,
-            "machine": machine,
+            "machine": entry["machine"],
             "reasons": list(self.reasons),
             "line": self.line,
-            "declaration": declaration,
+            "declaration": entry["declaration"],
         }
 
     @classmethod

@@ -281,6 +281,12 @@ class Workflow:
             "flow": self.flow,
         }
 
+    def entry_json(self) -> dict[str, Any]:
+        """The shape of a `discover`/`plan` entry: `image` and `machine`, the rest as `declaration`."""
+        declaration = self.to_json()
+        machine = declaration.pop("machine")
+        return {"image": machine["image"], "machine": machine, "declaration": declaration}
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Workflow:
         data = dict(data)
