@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from flowship import console, git
 from flowship.config import Config
-from flowship.deploy import remote, vcs
+from flowship.deploy import remote, timeouts, vcs
 from flowship.deploy.client import describe, open_client
 from flowship.deploy.desired import commit_info, desired, differences, parameter_schema
 from flowship.deploy.state import forget_deployed, read_last_deployed, record_deployed
@@ -164,6 +164,9 @@ class _Deployer:
         names = [w.name for w in plan.workflows] + [d.name for d in plan.delete]
         self.flows = remote.flow_ids(self.client, names)
         existing = remote.deployments_of(self.client, self.flows, scope.name)
+        # Timeout automations: one filtered read for the whole plan (a removed
+        # timeout or a deleted flow may leave one even where none is declared).
+        self.automations = timeouts.read(self.client, [f"{n}/{scope.name}" for n in names], scope)
         self.commit = commit_info(self.config, scope, plan.head) if plan.workflows else None
 
         steps = [(w.name, w.file, w.line, lambda w=w: self.converge(w, existing.get(w.name))) for w in plan.workflows]
@@ -214,13 +217,22 @@ class _Deployer:
         if current is None:
             flow_id = self.flows.get(workflow.name) or self.client.create_flow_from_name(workflow.name)
             self.flows[workflow.name] = flow_id
-            remote.upsert(self.client, flow_id, want)
+            deployment_id = remote.upsert(self.client, flow_id, want)
+            self.converge_timeout(workflow, deployment_id)
             return Outcome(full, "created", f"at {head[:12]}", **where)
         changed = differences(want, current)
+        if changed:
+            remote.upsert(self.client, current.flow_id, want)  # an upsert: the id stays
+        if timeout := self.converge_timeout(workflow, current.id):
+            changed.append(timeout)
         if not changed:
             return Outcome(full, "unchanged", "", **where)
-        remote.upsert(self.client, current.flow_id, want)
         return Outcome(full, "updated", ", ".join(changed), **where)
+
+    def converge_timeout(self, workflow: PlannedWorkflow, deployment_id: Any) -> str | None:
+        full = f"{workflow.name}/{self.scope.name}"
+        return timeouts.converge(self.client, full, self.scope, deployment_id, workflow.workflow.timeout_seconds,
+                                 self.automations.get(full))
 
     def delete(self, flow_name: str, current: Any) -> Outcome:
         full = f"{flow_name}/{self.scope.name}"
@@ -229,6 +241,8 @@ class _Deployer:
             if reason := self.too_old(current):
                 return Outcome(full, "skipped", reason)
             gone = remote.delete(self.client, current.id)
+        if (automation := self.automations.get(full)) is not None:
+            timeouts.delete(self.client, automation.id)
         self.target.cleanup(flow_name, self.scope)
         return Outcome(full, "deleted", "" if gone else "it was already gone")
 
@@ -312,5 +326,14 @@ def cleanup_branch(
             continue
         result.deleted.append(full)
         console.info(f"deleted   {full}")
+    # Their timeout automations, and any left by a deployment deleted by hand.
+    for automation in timeouts.of_preview(client, scope):
+        try:
+            timeouts.delete(client, automation.id)
+        except Exception as exc:
+            if not _expected(exc):
+                raise
+            result.failed[automation.name] = describe(exc)
+            console.error(f"{automation.name}: {result.failed[automation.name]}")
     result.forgot = forget_deployed(config, scope, client=client)
     return result
