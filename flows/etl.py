@@ -53,7 +53,7 @@ def prepare_dataset(
     rows = extract(n_rows, n_features, dirty, seed)
     cleaned = transform(rows, n_features, limit)
     written = load(cleaned.dataset, output)
-    kept, dropped = len(cleaned.dataset), sum(cleaned.dropped.values())
+    kept = len(cleaned.dataset)
     logger.info("kept %d of %d rows, wrote %s", kept, len(rows), written)
     create_table_artifact(
         table=data.column_stats(cleaned.dataset), key="prepare-dataset-columns",

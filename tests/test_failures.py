@@ -203,7 +203,6 @@ def test_a_first_deploy_that_failed_is_completed_by_the_next_unrelated_push(ci, 
 
 @pytest.mark.integration
 def test_a_dropped_connection_is_retried_and_refused_writes_fail_each_flow(ci, prefect_proxy, prefect_server):
-    names = [ci.name(x) for x in "ab"]
     seed = ci.seed("ab")
     # One dropped connection: Prefect's client retries it, the deploy succeeds.
     prefect_proxy.fail("POST", DEPLOYMENT_POST, nth=1, drop=True)

@@ -14,7 +14,6 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 

@@ -247,12 +247,12 @@ def _start_runs(config: Config, run: _Run, *, wait: bool) -> None:
     live = [d.name for d in run.deployments if d.status in ("created", "updated", "unchanged")]
     with open_client(config) as client:
         started = [client.create_flow_run_from_deployment(client.read_deployment_by_name(name).id) for name in live]
-        for name, flow_run in zip(live, started):
+        for name, flow_run in zip(live, started, strict=True):
             console.info(f"started {flow_run.name} of {name}")
         while wait and not all(f.state and f.state.is_final() for f in started):
             time.sleep(5)
             started = [client.read_flow_run(f.id) for f in started]
-    for name, flow_run in zip(live, started):
+    for name, flow_run in zip(live, started, strict=True):
         state = flow_run.state.name if flow_run.state else "unknown"
         run.runs.append(RunLine(name, state, f"{ui}/runs/flow-run/{flow_run.id}" if ui else None))
         if wait and not (flow_run.state and flow_run.state.is_completed()):
