@@ -85,6 +85,12 @@ def test_bad_input_exits_2(repo: Repo, capsys):
     assert "pass --branch NAME" in capsys.readouterr().err
 
 
+def test_a_missing_root_is_named_not_blamed_on_git(tmp_path, capsys):
+    assert main(["--root", str(tmp_path / "missing"), "plan", "--branch", "main"], env={}) == 2
+    err = capsys.readouterr().err
+    assert "missing is not a directory" in err and "git is not installed" not in err
+
+
 def test_plan_imports_neither_prefect_nor_flow_code(repo: Repo, tmp_path):
     marker = tmp_path / "imported"
     flow = f"open({str(marker)!r}, 'w').close()\nimport prefect\n" + seed_flow("train")

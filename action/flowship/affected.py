@@ -28,6 +28,7 @@ from flowship.cache import ParseCache
 from flowship.config import PYPROJECT, Config
 from flowship.discovery import CommitTree, Discovery, analysed, discover_partly, python_files
 from flowship.graph import build as build_graph
+from flowship.images.inputs import family_inputs
 from flowship.imports import scan_imports
 from flowship.reverse import ReverseSearch, TooBroad
 from flowship.workflow import AwsEcsImage
@@ -48,7 +49,7 @@ def analyse_partial(
     base_names: Iterable[str], cache: ParseCache | None,
 ) -> tuple[Analysis, Discovery] | None:
     """The analysis, and a discovery that is exact for every workflow it names (and for `base_names`)."""
-    changed = sorted({p for c in changes for p in (c.path, c.old_path) if p})
+    changed = _changed_paths(changes)
     if PYPROJECT in changed and _config_changed(config, base_sha, tree):
         return None  # everything is affected
     families = set(config.images) | {image.value for image in AwsEcsImage}
@@ -58,10 +59,8 @@ def analyse_partial(
     sources = None
     changed_py = [p for p in changed if p.endswith(".py")]
     if changed_py:
-        head_py = python_files(tree, "")
-        # Deleted modules stay in the graph: a flow still importing one is broken, hence affected.
-        deleted_py = [p for p in changed_py if p not in tree.files]
-        search = ReverseSearch([*head_py, *deleted_py], import_roots(config, [*tree.files, *deleted_py]))
+        head_py, deleted_py, roots = _graph_files(config, tree, changed_py)
+        search = ReverseSearch([*head_py, *deleted_py], roots)
         by_blob: dict[str, list[str]] = {}
         for path in head_py:
             by_blob.setdefault(tree.files[path], []).append(path)
@@ -92,18 +91,16 @@ def analyse_changes(
     found: Discovery, cache: ParseCache | None,
 ) -> Analysis:
     analysis = Analysis()
-    changed = sorted({p for c in changes for p in (c.path, c.old_path) if p})
+    changed = _changed_paths(changes)
     if PYPROJECT in changed and _config_changed(config, base_sha, tree):
         analysis.everything = PYPROJECT
     by_file = {r.file: r.name for r in found.records}
 
     changed_py = [p for p in changed if p.endswith(".py")]
     if changed_py:
-        head_py = python_files(tree, "")
-        # Deleted modules stay in the graph: a flow still importing one is broken, hence affected.
-        deleted_py = [p for p in changed_py if p not in tree.files]
+        head_py, deleted_py, roots = _graph_files(config, tree, changed_py)
         imports = build_graph(
-            tree.files, head_py, deleted_py, import_roots(config, [*tree.files, *deleted_py]),
+            tree.files, head_py, deleted_py, roots,
             lambda paths: _raw_imports(tree, paths, cache), cache.file("graph") if cache else None,
         )
         for path in changed_py:
@@ -123,6 +120,18 @@ def analyse_changes(
                     analysis.workflows.setdefault(record.name, set()).update(hits)
     return analysis
 
+
+def _changed_paths(changes: Sequence[git.Change]) -> list[str]:
+    """Every path a change touches: a rename's old path too (what was there may have mattered)."""
+    return sorted({p for c in changes for p in (c.path, c.old_path) if p})
+
+
+def _graph_files(config: Config, tree: CommitTree, changed_py: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """The import graph's nodes (head's Python files, the deleted changed ones) and its import roots."""
+    head_py = python_files(tree, "")
+    # Deleted modules stay in the graph: a flow still importing one is broken, hence affected.
+    deleted_py = [p for p in changed_py if p not in tree.files]
+    return head_py, deleted_py, import_roots(config, [*tree.files, *deleted_py])
 
 
 def _data(config: Config, changed: Sequence[str], names: set[str], analysis: Analysis) -> None:
@@ -160,18 +169,6 @@ def _config_changed(config: Config, base_sha: str, tree: CommitTree) -> bool:
             return "(invalid)"
 
     return table(git.show(config.root, base_sha, PYPROJECT)) != table(tree.read_path(PYPROJECT))
-
-
-def family_inputs(config: Config, family: str) -> list[str]:
-    """Repository globs whose change rebuilds `family`'s dependencies image."""
-    try:
-        from flowship.images.inputs import family_inputs as images_family_inputs
-    except (ImportError, AttributeError):
-        spec = config.images.get(family)
-        if spec is None:
-            return []  # a built-in family's template ships inside flowship
-        return [p for p in (spec.template, *spec.requirements, *spec.context) if p]
-    return list(images_family_inputs(config, family))
 
 
 @lru_cache(maxsize=256)

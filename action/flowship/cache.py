@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 VERSION = 2  # 2: flow names must be written verbatim
-KINDS = ("imports", "flows")
 
 
 def load(path: Path | None) -> Any:

@@ -37,6 +37,7 @@ from flowship.declarations import ModuleFacts
 from flowship.discovery import CommitTree, Discovery, WorkflowRecord, analysed, discover_tree, pair
 from flowship.errors import InputError
 from flowship.events import Candidate, Event
+from flowship.images.inputs import deps_tag
 from flowship.plan import Deletion, Plan, PlannedImage, PlannedWorkflow
 from flowship.scope import Scope, deployment_name
 
@@ -199,11 +200,7 @@ def _images(
     return tuple(images)
 
 
-def _deps_tag(config: Config, family: str, tree: CommitTree) -> str | None:
-    try:
-        from flowship.images.inputs import deps_tag
-    except (ImportError, AttributeError):
-        return None  # the images package computes it when it builds
+def _deps_tag(config: Config, family: str, tree: CommitTree) -> str:
     # The files list lets context globs expand against the head commit.
     return deps_tag(config, family, tree.read_path, files=list(tree.files))
 
@@ -259,18 +256,20 @@ def _first_fit(root: Any, head: str, candidates: Sequence[Candidate], skipped: l
         return None
     for candidate in candidates:
         short = candidate.sha[:12]
-        if not git.has_commit(root, candidate.sha):
+        # One rev-parse both checks that the commit is here and gives its full sha.
+        sha = git.try_rev_parse(root, candidate.sha) if candidate.sha != git.ZERO_SHA else None
+        if sha is None:
             skipped.append(f"{candidate.label} {short} is not in this clone's history")
             continue
         if candidate.kind == "merge-base":
-            base = git.merge_base(root, candidate.sha, head)
+            base = git.merge_base(root, sha, head)
             if base:
                 note = " ".join(s + ";" for s in skipped)
                 return base, f"{note} comparing with {candidate.label}, {base[:12]}.".strip()
             skipped.append(f"{candidate.label} {short} shares no history with {head[:12]}")
-        elif git.is_ancestor(root, candidate.sha, head):
+        elif git.is_ancestor(root, sha, head):
             note = " ".join(s + ";" for s in skipped)
-            return git.rev_parse(root, candidate.sha), f"{note} comparing with {candidate.label}, {short}.".strip()
+            return sha, f"{note} comparing with {candidate.label}, {short}.".strip()
         else:
             skipped.append(f"{candidate.label} {short} is not an ancestor of {head[:12]} (a force push or a rollback)")
     return None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from flowship import __version__, console
 from flowship.config import load_config
-from flowship.errors import EXIT_FAILURE, EXIT_USAGE, FlowshipError
+from flowship.errors import EXIT_FAILURE, FlowshipError
 
 
 def _plan_options(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if debug:
             raise
         console.error(f"an unexpected error: {type(exc).__name__}: {exc}. Run again with --debug for the traceback.")
-        return EXIT_FAILURE if not isinstance(exc, ValueError) else EXIT_USAGE
+        return EXIT_FAILURE
 
 
 def entry() -> None:

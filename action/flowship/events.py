@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from flowship.errors import InputError
+from flowship.git import ZERO_SHA
 from flowship.scope import Scope
 
-ZERO_SHA = "0" * 40
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _DEPLOY_ACTIONS = {"opened", "synchronize", "reopened", "ready_for_review"}
 

@@ -54,16 +54,25 @@ def run(root: Path | str, *args: str, input: bytes | None = None, check: bool = 
         console.command(argv)
     try:
         proc = subprocess.run(argv, cwd=root, env=_env(), input=input, capture_output=True)
-    except FileNotFoundError:
-        raise FlowshipError("git is not installed or not on PATH; flowship needs git to compare commits.") from None
-    except NotADirectoryError:
-        raise InputError(f"{root} is not a directory.") from None
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise _cannot_start(root, exc) from None
     stderr = proc.stderr.decode("utf-8", "replace").strip()
     if check and proc.returncode != 0:
         if "not a git repository" in stderr:
-            raise InputError(f"{root} is not inside a git repository; run flowship from a clone.")
+            raise _not_a_repository(root)
         raise FlowshipError(f"`git {' '.join(args)}` failed: {stderr or f'exit {proc.returncode}'}.")
     return Result(proc.returncode, proc.stdout, stderr)
+
+
+def _cannot_start(root: Path | str, exc: OSError) -> FlowshipError:
+    # A missing working directory raises FileNotFoundError too, naming the directory, not git.
+    if isinstance(exc, FileNotFoundError) and exc.filename == "git":
+        return FlowshipError("git is not installed or not on PATH; flowship needs git to compare commits.")
+    return InputError(f"{root} is not a directory; pass --root the repository's directory.")
+
+
+def _not_a_repository(root: Path | str) -> InputError:
+    return InputError(f"{root} is not inside a git repository; run flowship from a clone.")
 
 
 def _text(result: Result) -> str:
@@ -84,7 +93,7 @@ def try_rev_parse(root: Path | str, rev: str) -> str | None:
     result = run(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False)
     if result.returncode != 0:
         if "not a git repository" in result.stderr:
-            raise InputError(f"{root} is not inside a git repository; run flowship from a clone.")
+            raise _not_a_repository(root)
         return None
     return _text(result)
 
@@ -184,10 +193,8 @@ def stream_blobs(root: Path | str, shas: Iterable[str]) -> Iterator[tuple[str, b
         try:
             proc = subprocess.Popen(argv, cwd=root, env=_env(), stdin=names, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
-        except FileNotFoundError:
-            raise FlowshipError("git is not installed or not on PATH; flowship needs git to compare commits.") from None
-        except NotADirectoryError:
-            raise InputError(f"{root} is not a directory.") from None
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise _cannot_start(root, exc) from None
         with proc:
             out = proc.stdout
             assert out is not None and proc.stderr is not None

@@ -16,31 +16,28 @@ _MEMORY_HEADROOM = 0.95
 def place(machine: AwsEcsMachine, capacities: Sequence[GpuCapacity], *, workflow: str = "") -> GpuCapacity:
     """The smallest capacity (by GPUs, then vCPUs, then memory) that fits `machine`.
 
-    Raises InputError naming the limit the machine breaks on the capacity that
-    came closest, so the fix (a smaller machine or a bigger instance) is plain.
+    Raises InputError naming the limits the machine breaks on the largest
+    capacity, so the fix (a smaller machine or a bigger instance) is plain.
     """
+    who = workflow or "this workflow"
     if not machine.is_gpu:
-        raise InputError(f"{workflow or 'this workflow'} is a CPU machine; it runs on Fargate, not GPU capacity.")
+        raise InputError(f"{who} is a CPU machine; it runs on Fargate, not GPU capacity.")
     if not capacities:
         raise InputError(
-            f"{workflow or 'this workflow'} needs a GPU but [tool.flowship.aws] lists no gpu-capacity; "
+            f"{who} needs a GPU but [tool.flowship.aws] lists no gpu-capacity; "
             "add a [[tool.flowship.aws.gpu-capacity]] entry naming your GPU capacity provider."
         )
     ordered = sorted(capacities, key=lambda c: (c.gpus, c.vcpus, c.memory, c.disk))
-    breaks: list[tuple[int, str]] = []
     for capacity in ordered:
         broken = _broken_limits(machine, capacity)
         if not broken:
             return capacity
-        breaks.append((len(broken), f"{capacity.name} ({capacity.instance_type}): {broken[0]}"))
-    breaks.sort(key=lambda b: b[0])
-    largest = ordered[-1]
+    # The loop ended on the largest capacity, so `broken` is what it lacks.
     raise InputError(
-        f"{workflow or 'this workflow'} fits no configured GPU capacity; "
-        f"the largest, {largest.name}, breaks: {'; '.join(_broken_limits(machine, largest))}. "
+        f"{who} fits no configured GPU capacity; "
+        f"the largest, {ordered[-1].name}, breaks: {'; '.join(broken)}. "
         "Ask for less or add a larger [[tool.flowship.aws.gpu-capacity]]."
     )
-
 
 def _broken_limits(machine: AwsEcsMachine, capacity: GpuCapacity) -> list[str]:
     broken = []

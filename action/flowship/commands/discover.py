@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from flowship import console, git
+from flowship import console
 from flowship.config import Config
 from flowship.discovery import Discovery, discover
 from flowship.errors import EXIT_OK, EXIT_USAGE
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
-    git.set_verbose(bool(getattr(args, "debug", False)))
     found = discover(config)
     if getattr(args, "json", False):
         print(json.dumps(found.to_json(), indent=2))
