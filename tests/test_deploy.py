@@ -47,6 +47,9 @@ def test_deploy_twice_converges_and_the_rerun_writes_nothing(flows):
     assert sorted(again.unchanged) == sorted([f"{etl}/main", f"{train}/main"])
     assert writes == []  # not one POST/PATCH/DELETE besides filtered reads
     assert read_back(flows.api, [etl, train]) == before  # same ids, same `updated`: no duplicates, no rewrite
+    # Each outcome carries its deployment's id, so callers link to it and start runs without reading it again.
+    for result in (first, again):
+        assert {o.deployment: str(o.deployment_id) for o in result.outcomes} == {k: v["id"] for k, v in before.items()}
 
     d = before[f"{etl}/main"]
     assert d["version"] == head and d["work_pool_name"] == flows.pool

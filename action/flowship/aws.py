@@ -27,6 +27,12 @@ def client(config: Config, service: str) -> Any:
     return boto3.client(service, **kwargs)
 
 
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore `ClientError` (e.g. "RepositoryNotFoundException"), else ""."""
+    response = getattr(exc, "response", None)
+    return str((response.get("Error") or {}).get("Code") or "") if isinstance(response, dict) else ""
+
+
 def translate(exc: Exception, action: str) -> FlowshipError:
     """A flowship error for a failed AWS call; `action` is e.g. 'ecs:RegisterTaskDefinition'."""
     from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError

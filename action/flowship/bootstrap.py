@@ -20,7 +20,7 @@ from flowship import aws, console
 from flowship.config import Config
 from flowship.ecs import Network, resolve_network
 from flowship.errors import FlowshipError
-from flowship.pool import ECS_POOL_TYPE, REQUIRED_VARIABLES, base_job_template, check_pool, read_pool
+from flowship.pool import DEFAULTED_VARIABLES, ECS_POOL_TYPE, REQUIRED_VARIABLES, base_job_template, check_pool, read_pool
 
 Status = Literal["created", "updated", "exists", "missing", "skipped"]
 
@@ -70,11 +70,6 @@ class Step:
     detail: str = ""
 
 
-def _code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code", "")
-
-
 def _call(action: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
     try:
         return fn(**kwargs)
@@ -91,7 +86,7 @@ def ecr_repository(config: Config, ecr: Any) -> list[Step]:
     try:
         repo = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
     except Exception as exc:
-        if _code(exc) != "RepositoryNotFoundException":
+        if aws.error_code(exc) != "RepositoryNotFoundException":
             raise aws.translate(exc, "ecr:DescribeRepositories") from None
         _call(
             "ecr:CreateRepository", ecr.create_repository, repositoryName=name, imageTagMutability="IMMUTABLE",
@@ -108,7 +103,7 @@ def ecr_repository(config: Config, ecr: Any) -> list[Step]:
     try:
         current = json.loads(ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"])
     except Exception as exc:
-        if _code(exc) != "LifecyclePolicyNotFoundException":
+        if aws.error_code(exc) != "LifecyclePolicyNotFoundException":
             raise aws.translate(exc, "ecr:GetLifecyclePolicy") from None
         current = None
     what = f"ECR lifecycle policy on {name}"
@@ -185,7 +180,7 @@ def role(iam: Any, what: str, arn: str | None, key: str, purpose: str) -> Step:
     try:
         found = iam.get_role(RoleName=name)["Role"]
     except Exception as exc:
-        if _code(exc) == "NoSuchEntity":
+        if aws.error_code(exc) == "NoSuchEntity":
             return Step(what, "missing", f"the role {arn} does not exist; create it: it must trust {ECS_TASKS_PRINCIPAL} and {purpose}")
         raise aws.translate(exc, "iam:GetRole") from None
     trust = found.get("AssumeRolePolicyDocument")
@@ -211,7 +206,7 @@ def network(config: Config, ec2: Any) -> tuple[list[Step], Network]:
             ec2.describe_security_groups(GroupIds=list(config.aws.security_groups))
             steps.append(Step("security groups", "exists", ", ".join(config.aws.security_groups)))
         except Exception as exc:
-            if not _code(exc).startswith("InvalidGroup"):
+            if not aws.error_code(exc).startswith("InvalidGroup"):
                 raise aws.translate(exc, "ec2:DescribeSecurityGroups") from None
             steps.append(Step("security groups", "missing", f"one of {', '.join(config.aws.security_groups)} does not exist"))
     return steps, net
@@ -231,7 +226,7 @@ def secret(config: Config, sm: Any) -> Step:
     try:
         sm.describe_secret(SecretId=arn)
     except Exception as exc:
-        if _code(exc) != "ResourceNotFoundException":
+        if aws.error_code(exc) != "ResourceNotFoundException":
             raise aws.translate(exc, "secretsmanager:DescribeSecret") from None
         return Step("Prefect API key secret", "missing", f"{arn} does not exist: create it with the Prefect API key as its value")
     return Step("Prefect API key secret", "exists", arn)
@@ -270,9 +265,7 @@ def _merge_template(current: dict[str, Any], ours: dict[str, Any]) -> dict[str, 
     for name, spec in ours["variables"]["properties"].items():
         if name not in props:
             props[name] = spec
-        elif "default" in spec and name in {
-            "cluster", "execution_role_arn", "task_role_arn", "prefect_api_key_secret_arn", "vpc_id", "network_configuration",
-        }:
+        elif "default" in spec and name in DEFAULTED_VARIABLES:
             props[name]["default"] = spec["default"]
     return merged
 

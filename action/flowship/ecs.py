@@ -41,27 +41,19 @@ class TaskDefinitions:
     def __init__(self, client: Any):
         self.client = client
 
-    @classmethod
-    def for_config(cls, config: Config) -> TaskDefinitions:
-        return cls(aws.client(config, "ecs"))
-
     @property
     def region(self) -> str:
         return self.client.meta.region_name
 
     def latest(self, family: str) -> dict[str, Any] | None:
         """The latest ACTIVE revision of `family`, or None if it has none."""
-        from botocore.exceptions import ClientError
-
         try:
             described = self.client.describe_task_definition(taskDefinition=family)["taskDefinition"]
-        except ClientError as exc:
+        except Exception as exc:
             # ECS answers ClientException "Unable to describe task definition."
             # for a family that has no revision.
-            if exc.response.get("Error", {}).get("Code") == "ClientException":
+            if aws.error_code(exc) == "ClientException":
                 return None
-            raise aws.translate(exc, "ecs:DescribeTaskDefinition") from None
-        except Exception as exc:
             raise aws.translate(exc, "ecs:DescribeTaskDefinition") from None
         return described if described.get("status") == "ACTIVE" else None
 

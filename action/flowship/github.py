@@ -25,33 +25,23 @@ COMMENT_MARKER = "<!-- flowship:preview -->"
 class Context:
     """The parts of the Actions context flowship uses (all optional outside Actions)."""
 
-    event_name: str | None = None
-    event_path: str | None = None
     repository: str | None = None  # owner/name
     server_url: str = "https://github.com"
     api_url: str = "https://api.github.com"
     run_id: str | None = None
-    sha: str | None = None
-    ref: str | None = None
     output: str | None = None  # $GITHUB_OUTPUT
     summary: str | None = None  # $GITHUB_STEP_SUMMARY
-    workspace: str | None = None
 
     @classmethod
     def from_env(cls, env: Environment) -> Context:
         g = env.github
         return cls(
-            event_name=g.get("GITHUB_EVENT_NAME") or None,
-            event_path=g.get("GITHUB_EVENT_PATH") or None,
             repository=g.get("GITHUB_REPOSITORY") or None,
             server_url=(g.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/"),
             api_url=env.github_api_url.rstrip("/"),
             run_id=g.get("GITHUB_RUN_ID") or None,
-            sha=g.get("GITHUB_SHA") or None,
-            ref=g.get("GITHUB_REF") or None,
             output=g.get("GITHUB_OUTPUT") or None,
             summary=g.get("GITHUB_STEP_SUMMARY") or None,
-            workspace=g.get("GITHUB_WORKSPACE") or None,
         )
 
     @property
@@ -59,9 +49,6 @@ class Context:
         if self.repository and self.run_id:
             return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
         return None
-
-    def commit_url(self, sha: str) -> str | None:
-        return f"{self.server_url}/{self.repository}/commit/{sha}" if self.repository else None
 
 
 def format_outputs(outputs: Mapping[str, str]) -> str:

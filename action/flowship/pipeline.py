@@ -16,15 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from flowship import console
 from flowship.config import Config
+from flowship.deploy.target import TARGETS
 from flowship.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, FlowshipError, InputError
 from flowship.github import Context, upsert_comment, write_outputs, write_summary
 from flowship.plan import Plan
 from flowship.report import DeploymentLine, ImageLine, Report, RunLine, comment_markdown, outputs, summary_markdown
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from flowship.events import Event
 
-TARGETS = ("local", "ecs")
 _PROBLEM = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+): (?P<message>.*)$", re.S)
 
 
@@ -36,7 +38,6 @@ class Options:
     flows: tuple[str, ...] = ()
     force_rebuild: bool = False
     run_after_deploy: bool = False
-    wait: bool = False
     dry_run: bool = False
 
     @classmethod
@@ -134,20 +135,22 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
             images, image_failures = _build(config, plan, force_rebuild, run)
     with console.group(f"Deploy to {options.target}"):
         from flowship.deploy import deploy_plan, make_target
+        from flowship.deploy.runs import deployment_url
 
         target = make_target(config, options.target)
         # A family that did not build fails its own flows (saying why), not the others.
         result = deploy_plan(config, plan, target, images, force=rollback, image_failures=image_failures)
-        links = _deployment_links(config, [o.deployment for o in result.outcomes if o.status != "deleted"])
         for o in result.outcomes:
-            url = links.get(o.deployment)
+            url = deployment_url(config, o.deployment_id) if o.deployment_id and o.status != "deleted" else None
             run.deployments.append(DeploymentLine(o.deployment, o.status, o.detail, url, f"{url}/run" if url else None))
         run.failed |= not result.ok
         if rollback:
             run.notes.append(f"Rollback: deployed {plan.head[:12]} even where a newer commit was deployed.")
     if (options.run_after_deploy or event.inputs.run) and result.ok:
         with console.group("Runs"):
-            _start_runs(config, run, wait=options.wait or event.inputs.wait)
+            live = {o.deployment: o.deployment_id for o in result.outcomes
+                    if o.status in ("created", "updated", "unchanged") and o.deployment_id}
+            _start_runs(config, run, live, wait=event.inputs.wait)
 
 
 def _base(config: Config, event: Event, options: Options) -> str | None:
@@ -217,44 +220,25 @@ def _build(config: Config, plan: Plan, force: bool, run: _Run) -> tuple[dict[str
     return dict(result.refs), dict(result.failed)
 
 
-def _deployment_links(config: Config, names: list[str]) -> dict[str, str]:
-    """Prefect UI pages of the deployments, when the UI's address is known."""
-    ui = config.env.prefect_ui_url
-    if not ui or not names:
-        return {}
-    from prefect.exceptions import ObjectNotFound
-
-    from flowship.deploy.client import open_client
-
-    links = {}
-    with open_client(config) as client:
-        for name in names:
-            try:
-                links[name] = f"{ui.rstrip('/')}/deployments/deployment/{client.read_deployment_by_name(name).id}"
-            except ObjectNotFound:
-                continue
-    return links
-
-
-def _start_runs(config: Config, run: _Run, *, wait: bool) -> None:
-    """Start one run of each live deployment; with `wait`, follow them to their final states
-    (the job's own timeout bounds the wait)."""
+def _start_runs(config: Config, run: _Run, live: dict[str, UUID], *, wait: bool) -> None:
+    """Start one run of each live deployment (name -> id); with `wait`, follow them to
+    their final states (the job's own timeout bounds the wait)."""
     import time
 
     from flowship.deploy.client import open_client
+    from flowship.deploy.runs import run_url
 
-    ui = (config.env.prefect_ui_url or "").rstrip("/")
-    live = [d.name for d in run.deployments if d.status in ("created", "updated", "unchanged")]
+    names = list(live)
     with open_client(config) as client:
-        started = [client.create_flow_run_from_deployment(client.read_deployment_by_name(name).id) for name in live]
-        for name, flow_run in zip(live, started, strict=True):
+        started = [client.create_flow_run_from_deployment(live[name]) for name in names]
+        for name, flow_run in zip(names, started, strict=True):
             console.info(f"started {flow_run.name} of {name}")
         while wait and not all(f.state and f.state.is_final() for f in started):
             time.sleep(5)
             started = [client.read_flow_run(f.id) for f in started]
-    for name, flow_run in zip(live, started, strict=True):
+    for name, flow_run in zip(names, started, strict=True):
         state = flow_run.state.name if flow_run.state else "unknown"
-        run.runs.append(RunLine(name, state, f"{ui}/runs/flow-run/{flow_run.id}" if ui else None))
+        run.runs.append(RunLine(name, state, run_url(config, flow_run.id)))
         if wait and not (flow_run.state and flow_run.state.is_completed()):
             why = flow_run.state.message if flow_run.state and flow_run.state.message else ""
             failure = f"the run {flow_run.name} of {name} ended {state}" + (f": {why}" if why else ".")

@@ -26,6 +26,10 @@ REQUIRED_VARIABLES = (
     "task_definition_arn", "cluster", "launch_type", "capacity_provider_strategy",
     "vpc_id", "network_configuration", "prefect_api_key_secret_arn",
 )
+# The variables whose defaults come from [tool.flowship.aws] (bootstrap keeps them current).
+DEFAULTED_VARIABLES = (
+    "cluster", "execution_role_arn", "task_role_arn", "prefect_api_key_secret_arn", "vpc_id", "network_configuration",
+)
 EXTRA_VARIABLES: dict[str, dict[str, Any]] = {
     "resource_requirements": {
         "title": "Resource requirements",

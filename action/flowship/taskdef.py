@@ -76,10 +76,6 @@ class TaskDefinitionSpec:
     tags: tuple[tuple[str, str], ...]
     capacity: GpuCapacity | None  # the GPU capacity provider; None = Fargate
 
-    @property
-    def is_gpu(self) -> bool:
-        return self.capacity is not None
-
     def tag_list(self) -> list[dict[str, str]]:
         return [{"key": k, "value": v} for k, v in self.tags]
 

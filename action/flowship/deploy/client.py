@@ -58,6 +58,16 @@ def open_client(config: Config, *, httpx_settings: dict[str, Any] | None = None)
         raise translate(exc, url) from exc
 
 
+@contextmanager
+def using(config: Config, client: SyncPrefectClient | None) -> Iterator[SyncPrefectClient]:
+    """`client` when the caller already holds one open, else a new one for `config`."""
+    if client is not None:
+        yield client
+    else:
+        with open_client(config) as opened:
+            yield opened
+
+
 def describe(exc: BaseException, url: str | None = None) -> str:
     """One sentence for a Prefect client error: the status, Prefect's own detail, and a fix."""
     import httpx

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+from uuid import UUID
 
 from flowship import console, git
 from flowship.config import Config
 from flowship.deploy import remote, timeouts, vcs
-from flowship.deploy.client import describe, open_client
+from flowship.deploy.client import describe, using
 from flowship.deploy.desired import commit_info, desired, differences, parameter_schema
 from flowship.deploy.state import forget_deployed, read_last_deployed, record_deployed
 from flowship.deploy.target import Request, Target
@@ -44,6 +45,9 @@ class Outcome:
     detail: str = ""
     file: str | None = None
     line: int | None = None
+    # The deployment's Prefect id where it exists: callers link to it and start
+    # runs of it without reading every deployment again by name.
+    deployment_id: UUID | None = None
 
 
 @dataclass
@@ -84,17 +88,6 @@ class DeployResult:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "scope": self.scope.to_json(),
-            "head": self.head,
-            "target": self.target,
-            "recorded": self.recorded,
-            "deployments": [
-                {"deployment": o.deployment, "status": o.status, "detail": o.detail} for o in self.outcomes
-            ],
-        }
 
 
 def newer_deployed(config: Config, scope: Scope, deployed: str | None, head: str) -> str | None:
@@ -141,10 +134,8 @@ def deploy_plan(
     if plan.workflows and not git.has_commit(config.root, plan.head):
         raise InputError(f"the plan's head {plan.head[:12]} is not in the repository at {config.root}; "
                          "deploy from a clone that has it (actions/checkout with fetch-depth: 0).")
-    if client is None:
-        with open_client(config) as opened:
-            return deploy_plan(config, plan, target, images, force=force, image_failures=image_failures, client=opened)
-    return _Deployer(config, client, plan, target, images or {}, force, image_failures or {}).run()
+    with using(config, client) as opened:
+        return _Deployer(config, opened, plan, target, images or {}, force, image_failures or {}).run()
 
 
 class _Deployer:
@@ -177,7 +168,9 @@ class _Deployer:
             except Exception as exc:  # one workflow's failure must not stop the others
                 if not _expected(exc):
                     raise
-                outcome = Outcome(f"{name}/{scope.name}", "failed", describe(exc), file, line)
+                current = existing.get(name)
+                outcome = Outcome(f"{name}/{scope.name}", "failed", describe(exc), file, line,
+                                  current.id if current is not None else None)
             _say(outcome)
             result.outcomes.append(outcome)
 
@@ -200,7 +193,7 @@ class _Deployer:
         if current is not None and (reason := self.too_old(current)):
             if "flowship" not in current.tags:  # someone else's deployment holds the name
                 raise FlowshipError(f"{full} exists and {reason}")
-            return Outcome(full, "skipped", reason, **where)
+            return Outcome(full, "skipped", reason, **where, deployment_id=current.id)
         infra = self.target.prepare(Request(workflow, self.scope, head, self.images.get(workflow.image)))
         if current is not None and current.version == head and current.parameter_openapi_schema:
             # The schema is a function of the flow's source at `head`, and this
@@ -219,15 +212,15 @@ class _Deployer:
             self.flows[workflow.name] = flow_id
             deployment_id = remote.upsert(self.client, flow_id, want)
             self.converge_timeout(workflow, deployment_id)
-            return Outcome(full, "created", f"at {head[:12]}", **where)
+            return Outcome(full, "created", f"at {head[:12]}", **where, deployment_id=deployment_id)
         changed = differences(want, current)
         if changed:
             remote.upsert(self.client, current.flow_id, want)  # an upsert: the id stays
         if timeout := self.converge_timeout(workflow, current.id):
             changed.append(timeout)
         if not changed:
-            return Outcome(full, "unchanged", "", **where)
-        return Outcome(full, "updated", ", ".join(changed), **where)
+            return Outcome(full, "unchanged", "", **where, deployment_id=current.id)
+        return Outcome(full, "updated", ", ".join(changed), **where, deployment_id=current.id)
 
     def converge_timeout(self, workflow: PlannedWorkflow, deployment_id: Any) -> str | None:
         full = f"{workflow.name}/{self.scope.name}"
@@ -239,7 +232,7 @@ class _Deployer:
         gone = False
         if current is not None:
             if reason := self.too_old(current):
-                return Outcome(full, "skipped", reason)
+                return Outcome(full, "skipped", reason, deployment_id=current.id)
             gone = remote.delete(self.client, current.id)
         if (automation := self.automations.get(full)) is not None:
             timeouts.delete(self.client, automation.id)
@@ -302,10 +295,12 @@ def cleanup_branch(
     """
     if branch.removeprefix("refs/heads/") == config.default_branch:
         raise InputError(f"{branch!r} is the default branch; cleanup removes previews only and never touches main.")
+    with using(config, client) as opened:
+        return _cleanup(config, branch, target, opened)
+
+
+def _cleanup(config: Config, branch: str, target: Target, client: SyncPrefectClient) -> CleanupResult:
     scope = Scope.preview(branch)
-    if client is None:
-        with open_client(config) as opened:
-            return cleanup_branch(config, branch, target, client=opened)
     result = CleanupResult(branch, scope.slug)
     tags = ["flowship", "scope:preview", f"branch:{scope.slug}"]
     for flow_name, deployment in remote.tagged(client, tags):

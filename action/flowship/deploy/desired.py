@@ -49,15 +49,14 @@ class Commit:
 def commit_info(config: Config, scope: Scope, sha: str) -> Commit:
     """The commit as Prefect's version info shows it, linking to GitHub when run there."""
     g = config.env.github
+    message = vcs.subject(config.root, sha)
     repository = g.get("GITHUB_REPOSITORY")
     if repository:
         server = (g.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
-        return Commit(sha, vcs.subject(config.root, sha), scope.branch, repository,
-                      f"{server}/{repository}/commit/{sha}", github=True)
+        return Commit(sha, message, scope.branch, repository, f"{server}/{repository}/commit/{sha}", github=True)
     remote = vcs.remote_url(config.root)
-    repository = remote or config.root.name
     url = f"{remote}#{sha}" if remote else f"file://{config.root}#{sha}"
-    return Commit(sha, vcs.subject(config.root, sha), scope.branch, repository, url, github=False)
+    return Commit(sha, message, scope.branch, remote or config.root.name, url, github=False)
 
 
 def version_info(commit: Commit) -> dict[str, Any]:
@@ -84,14 +83,9 @@ class Desired:
 
     flow_name: str
     name: str  # the deployment half: `main` or the branch slug
-    entrypoint: str
     fields: dict[str, Any]  # the OWNED fields, in the shape `current_fields` reads back
     schedules: tuple[Cron | Interval, ...] = ()
     schedules_active: bool = True
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.flow_name}/{self.name}"
 
 
 def parameter_schema(config: Config, workflow: PlannedWorkflow, sha: str) -> dict[str, Any]:
@@ -145,7 +139,7 @@ def desired(
         "pull_steps": infra.pull_steps,
         "entrypoint": workflow.entrypoint,
     }
-    return Desired(workflow.name, scope.name, workflow.entrypoint, fields, tuple(declared.schedules), active)
+    return Desired(workflow.name, scope.name, fields, tuple(declared.schedules), active)
 
 
 def current_fields(deployment: Any) -> dict[str, Any]:

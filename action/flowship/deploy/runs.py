@@ -40,8 +40,15 @@ def scope_for(config: Config, name: str) -> Scope:
 
 
 def run_url(config: Config, flow_run_id: UUID) -> str | None:
+    """The Prefect UI page of a flow run, when the UI's address is known."""
     ui = config.env.prefect_ui_url
     return f"{ui.rstrip('/')}/runs/flow-run/{flow_run_id}" if ui else None
+
+
+def deployment_url(config: Config, deployment_id: UUID) -> str | None:
+    """The Prefect UI page of a deployment, when the UI's address is known."""
+    ui = config.env.prefect_ui_url
+    return f"{ui.rstrip('/')}/deployments/deployment/{deployment_id}" if ui else None
 
 
 def start(client: SyncPrefectClient, flow: str, scope: Scope, params: dict[str, Any]) -> FlowRun:

@@ -9,12 +9,10 @@ deployments it describes: no extra store, and a new runner sees it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from flowship.config import Config
-from flowship.deploy.client import open_client
+from flowship.deploy.client import using
 from flowship.scope import Scope
 
 if TYPE_CHECKING:
@@ -30,18 +28,9 @@ def variable_name(config: Config, scope: Scope) -> str:
     return f"flowship_deployed_{project}_{scope.name}"
 
 
-@contextmanager
-def _client(config: Config, client: SyncPrefectClient | None) -> Iterator[SyncPrefectClient]:
-    if client is not None:
-        yield client
-    else:
-        with open_client(config) as opened:
-            yield opened
-
-
 def read_last_deployed(config: Config, scope: Scope, *, client: SyncPrefectClient | None = None) -> str | None:
     """The commit last deployed in full to `scope`, or None if there is none."""
-    with _client(config, client) as c:
+    with using(config, client) as c:
         variable = c.read_variable_by_name(variable_name(config, scope))
     value = variable.value if variable is not None else None
     return value if isinstance(value, str) and _SHA.match(value) else None
@@ -52,7 +41,7 @@ def record_deployed(config: Config, scope: Scope, sha: str, *, client: SyncPrefe
     from prefect.client.schemas.actions import VariableCreate, VariableUpdate
 
     name = variable_name(config, scope)
-    with _client(config, client) as c:
+    with using(config, client) as c:
         variable = c.read_variable_by_name(name)
         if variable is None:
             c.create_variable(VariableCreate(name=name, value=sha, tags=scope.tags()))
@@ -64,7 +53,7 @@ def forget_deployed(config: Config, scope: Scope, *, client: SyncPrefectClient |
     """Drop `scope`'s record (a closed preview); False when there was none."""
     from prefect.exceptions import ObjectNotFound
 
-    with _client(config, client) as c:
+    with using(config, client) as c:
         try:
             c.delete_variable_by_name(variable_name(config, scope))
         except ObjectNotFound:

@@ -13,9 +13,9 @@ import base64
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from flowship import console
+from flowship import aws, console
 from flowship.config import Config
 from flowship.errors import FlowshipError, InputError
 
@@ -108,15 +108,12 @@ class EcrRegistry:
     """An ECR repository, through boto3 (`flowship.aws`)."""
 
     def __init__(self, config: Config, repository: str):
-        from flowship import aws
-
-        self._aws = aws
         self.ecr = aws.client(config, "ecr")
         self.repository = repository
         try:
             found = self.ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]
         except Exception as exc:
-            if _code(exc) == "RepositoryNotFoundException":
+            if aws.error_code(exc) == "RepositoryNotFoundException":
                 raise FlowshipError(
                     f"the ECR repository {repository!r} does not exist: create it with `flowship bootstrap --target ecs`."
                 ) from None
@@ -132,9 +129,9 @@ class EcrRegistry:
                 registryId=self.registry_id, repositoryName=self.repository, imageIds=[{"imageTag": tag}]
             )
         except Exception as exc:
-            if _code(exc) == "ImageNotFoundException":
+            if aws.error_code(exc) == "ImageNotFoundException":
                 return None
-            raise self._aws.translate(exc, "ecr:DescribeImages") from None
+            raise aws.translate(exc, "ecr:DescribeImages") from None
         details = found.get("imageDetails") or []
         return details[0]["imageDigest"] if details else None
 
@@ -142,15 +139,10 @@ class EcrRegistry:
         try:
             data = self.ecr.get_authorization_token(registryIds=[self.registry_id])["authorizationData"][0]
         except Exception as exc:
-            raise self._aws.translate(exc, "ecr:GetAuthorizationToken") from None
+            raise aws.translate(exc, "ecr:GetAuthorizationToken") from None
         username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
         console.mask(password)
         return {"username": username, "password": password, "serveraddress": self.remote.host}
-
-
-def _code(exc: Exception) -> str | None:
-    response: Any = getattr(exc, "response", None)
-    return (response or {}).get("Error", {}).get("Code") if isinstance(response, dict) else None
 
 
 def open_registry(config: Config) -> Registry:
