@@ -246,9 +246,10 @@ def test_dispatch_with_run_and_wait_reports_the_run_and_fails_on_a_failed_run(re
         assert "http://prefect-ui.localhost/runs/flow-run/" in step.summary
         assert "doubling 1 (a)" in log.read_text()  # the worker ran the flow at its defaults
 
-        # A commit whose flow fails at its defaults: the run fails, and so does the step.
+        # A commit whose flow fails at its defaults, run through the action's `run`
+        # input (FLOWSHIP_RUN), which waits: the run fails, and so does the step.
         bad = repo.commit({f"flows/{function}.py": flow.replace("x: int = 1", "x: int = -1")})
-        step = ci("workflow_dispatch", dispatch_payload(run="true", wait="true"), capsys, GITHUB_SHA=bad)
+        step = ci("workflow_dispatch", dispatch_payload(), capsys, GITHUB_SHA=bad, FLOWSHIP_RUN="true")
         assert step.code == 1, step.log
         assert step.deployments == {f"{name}/main": "updated"}
         assert "| Failed |" in step.summary

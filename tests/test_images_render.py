@@ -172,3 +172,17 @@ def test_an_unreachable_registry_is_a_failed_check_not_an_absent_image():
     registry = HttpRegistry(Remote.parse(f"127.0.0.1:{free_port()}/flowship"))
     with pytest.raises(FlowshipError, match="could not reach the registry"):
         registry.lookup("base-deps-0123456789abcdef")
+
+
+def test_context_globs_follow_the_planners_rule():
+    """The build copies exactly what the planner treats as the family's inputs (flowship.globs)."""
+    from flowship.globs import glob_match
+    from flowship.images.render import FamilySpec, expand_context
+
+    files = ["data/a.json", "data/sub/b.json", "data/c.txt", "configs/x.yaml"]
+    spec = FamilySpec("f", "FROM x", None, (), ("data/*.json", "configs"))
+    copied = expand_context(spec, files)
+    assert copied == ["configs/x.yaml", "data/a.json"]
+    assert copied == sorted(f for f in files if any(glob_match(p, f) for p in spec.context))
+    deep = FamilySpec("f", "FROM x", None, (), ("data/**/*.json",))
+    assert expand_context(deep, files) == ["data/a.json", "data/sub/b.json"]

@@ -16,16 +16,15 @@ docs/changes.md):
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from flowship import git
 from flowship.cache import ParseCache
 from flowship.config import PYPROJECT, Config
+from flowship.globs import glob_match
 from flowship.discovery import CommitTree, Discovery, analysed, discover_partly, python_files
 from flowship.graph import build as build_graph
 from flowship.images.inputs import family_inputs
@@ -169,37 +168,3 @@ def _config_changed(config: Config, base_sha: str, tree: CommitTree) -> bool:
             return "(invalid)"
 
     return table(git.show(config.root, base_sha, PYPROJECT)) != table(tree.read_path(PYPROJECT))
-
-
-@lru_cache(maxsize=256)
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:[^/]+/)*")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
-            end = pattern.index("]", i + 2)
-            body = pattern[i + 1:end]
-            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    # A pattern that names a directory covers everything below it.
-    return re.compile("".join(out).rstrip("/") + "(?:/.*)?")
-
-
-def glob_match(pattern: str, path: str) -> bool:
-    """gitignore-like globs, anchored at the repository root: `*`, `?`, `[...]`, `**/`."""
-    return _glob_regex(pattern.lstrip("/").removeprefix("./")).fullmatch(path) is not None

@@ -10,7 +10,6 @@ before it, so a failed run still says what it did.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from flowship.config import Config
 from flowship.deploy.target import TARGETS
 from flowship.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, FlowshipError, InputError
 from flowship.github import Context, upsert_comment, write_outputs, write_summary
+from flowship.commands.plan import print_plan
 from flowship.plan import Plan
 from flowship.report import DeploymentLine, ImageLine, Report, RunLine, comment_markdown, outputs, summary_markdown
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
     from flowship.events import Event
 
-_PROBLEM = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+): (?P<message>.*)$", re.S)
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def run_ci(config: Config, options: Options) -> int:
         code = exc.exit_code
     else:
         code = EXIT_FAILURE if run.failed else EXIT_OK
-        if code == EXIT_OK and run.plan and any(_PROBLEM.match(p) for p in run.plan.problems):
+        if code == EXIT_OK and run.plan and run.plan.declaration_problems:
             # The good flows deployed, but a declaration needs fixing: bad input, as `plan` says.
             code = EXIT_USAGE
     _report(config, ctx, event, run)
@@ -115,8 +114,7 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
     with console.group("Plan"):
         base = None if (event.everything and not flows) else _base(config, event, options)
         run.plan = plan = _plan(config, event, base=base, flows=flows, force_rebuild=force_rebuild)
-        _annotate(plan)
-        _say_plan(plan)
+        print_plan(plan, title="flowship")
     if event.fork:
         run.notes.append(
             "This pull request comes from a fork, so its run has no secrets: flowship planned it and "
@@ -150,7 +148,9 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
         with console.group("Runs"):
             live = {o.deployment: o.deployment_id for o in result.outcomes
                     if o.status in ("created", "updated", "unchanged") and o.deployment_id}
-            _start_runs(config, run, live, wait=event.inputs.wait)
+            # The action's `run` input waits (so the job shows the runs' outcome);
+            # a manual dispatch chooses with its own `wait` input.
+            _start_runs(config, run, live, wait=options.run_after_deploy or event.inputs.wait)
 
 
 def _base(config: Config, event: Event, options: Options) -> str | None:
@@ -183,25 +183,6 @@ def _plan(config: Config, event: Event, *, base: str | None, flows: tuple[str, .
         config, scope=event.scope, head=event.head, base=base,
         everything=base is None and not flows, only=flows, force_rebuild=force_rebuild,
     )
-
-
-def _annotate(plan: Plan) -> None:
-    for problem in plan.problems:
-        m = _PROBLEM.match(problem)
-        if m:
-            console.error(m["message"], file=m["file"], line=int(m["line"]), title="flowship")
-        else:
-            console.error(problem, title="flowship")
-
-
-def _say_plan(plan: Plan) -> None:
-    console.info(f"comparing {plan.base[:12] if plan.base else '(everything)'} → {plan.head[:12]}")
-    for w in plan.workflows:
-        console.info(f"deploy {w.deployment}: {', '.join(w.reasons) or 'requested'}")
-    for d in plan.delete:
-        console.info(f"delete {d.deployment}: its flow is gone")
-    if not plan.workflows and not plan.delete:
-        console.info("no workflow is affected by these commits")
 
 
 def _build(config: Config, plan: Plan, force: bool, run: _Run) -> tuple[dict[str, str], dict[str, str]]:

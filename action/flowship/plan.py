@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowship.errors import InputError
+from flowship.errors import InputError, Problem
 from flowship.scope import Scope
 from flowship.workflow import AwsEcsMachine, Workflow
 
@@ -111,6 +111,11 @@ class Plan:
             "images": [i.to_json() for i in self.images],
             "problems": list(self.problems),
         }
+
+    @property
+    def declaration_problems(self) -> list[Problem]:
+        """The problems tied to a place in the repository: bad input, unlike a bare note."""
+        return [p for p in map(Problem.parse, self.problems) if p is not None]
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=False)

@@ -30,10 +30,8 @@ def run(config: Config, args: argparse.Namespace) -> int:
     print_result(result)
     if not result.ok:
         return EXIT_FAILURE
-    from flowship.commands.plan import _located
-
     # The good flows deployed, but a declaration needs fixing: bad input, as `plan` says.
-    return EXIT_USAGE if any(_located(p) for p in plan.problems) else EXIT_OK
+    return EXIT_USAGE if plan.declaration_problems else EXIT_OK
 
 
 def load_images(path: str) -> tuple[dict[str, str], dict[str, str]]:

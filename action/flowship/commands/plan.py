@@ -9,18 +9,14 @@ would compare with); else everything.
 from __future__ import annotations
 
 import argparse
-import re
 
 from flowship import console, git
 from flowship.changes import choose_base, make_plan
 from flowship.config import Config
-from flowship.errors import EXIT_OK, EXIT_USAGE, InputError
+from flowship.errors import EXIT_OK, EXIT_USAGE, InputError, Problem
 from flowship.events import Candidate
 from flowship.plan import Plan
 from flowship.scope import Scope
-
-_PLACE = re.compile(r"^([^\n]+?):(\d+): (.*)$", re.S)
-
 
 def run(config: Config, args: argparse.Namespace) -> int:
     plan = plan_from_args(config, args)
@@ -28,13 +24,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
         print(plan.dumps())
     print_plan(plan)
     # A declaration that cannot deploy is bad input; the plan still lists the good ones.
-    return EXIT_USAGE if any(_located(p) for p in plan.problems) else EXIT_OK
-
-
-def _located(problem: str) -> tuple[str, int, str] | None:
-    """`file:line: message` split up, or None for a note without a place."""
-    match = _PLACE.match(problem)
-    return (match[1], int(match[2]), match[3]) if match else None
+    return EXIT_USAGE if plan.declaration_problems else EXIT_OK
 
 
 def scope_from_args(config: Config, args: argparse.Namespace) -> Scope:
@@ -82,7 +72,7 @@ def _last_deployed_base(config: Config, scope: Scope, head: str) -> str | None:
     return base
 
 
-def print_plan(plan: Plan) -> None:
+def print_plan(plan: Plan, *, title: str | None = None) -> None:
     """The short table people read: flows, deletions, images, each with its reasons."""
     span = f"{plan.base[:12]}..{plan.head[:12]}" if plan.base else f"everything at {plan.head[:12]}"
     console.info(f"plan for {plan.scope.name} ({span})")
@@ -102,12 +92,12 @@ def print_plan(plan: Plan) -> None:
         for i in plan.images:
             why = f"rebuild deps <- {_reasons(i.reasons)}" if i.rebuild else "deps unchanged, code layer only"
             console.info(f"    {i.tag}  {why}")
-    for problem in plan.problems:
-        place = _located(problem)
-        if place:
-            console.error(place[2], file=place[0], line=place[1])
+    for text in plan.problems:
+        problem = Problem.parse(text)
+        if problem:
+            console.error(problem.message, file=problem.file, line=problem.line, title=title)
         else:
-            console.warning(problem)
+            console.warning(text, title=title)
 
 
 def _reasons(reasons: tuple[str, ...], limit: int = 3) -> str:

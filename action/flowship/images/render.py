@@ -10,7 +10,6 @@ code renders a family at any commit.
 
 from __future__ import annotations
 
-import fnmatch
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from importlib import resources
 
 from flowship.config import Config, ImageFamily
 from flowship.errors import InputError
+from flowship.globs import glob_match
 
 Reader = Callable[[str], bytes | None]
 
@@ -121,10 +121,7 @@ def expand_context(spec: FamilySpec, files: Iterable[str] | None) -> list[str]:
                 )
             found.append(pattern)
             continue
-        matched = [
-            f for f in listing
-            if fnmatch.fnmatchcase(f, pattern) or f.startswith(pattern + "/")
-        ]
+        matched = [f for f in listing if glob_match(pattern, f)]
         if not matched:
             raise InputError(f"image family {spec.name!r}: context {pattern!r} matches no file at the planned commit.")
         found.extend(matched)
