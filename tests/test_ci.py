@@ -14,43 +14,8 @@ import pytest
 from flowship.cli import main
 from flowship.github import COMMENT_MARKER
 from testing.git import Repo, cpu_flow
+from testing.ci import FORK_NAME, REPO_NAME, ZERO, payload, pr_payload, push_payload
 from testing.github_server import GitHubServer, parse_outputs
-
-# Real webhook payloads (octokit/webhooks examples, MIT; see the folder's README), adjusted per test.
-PAYLOADS = Path(__file__).parent / "testing" / "github-payloads"
-REPO_NAME = "octo/flows"
-FORK_NAME = "mallory/flows"
-ZERO = "0" * 40
-
-
-# -- helpers ---------------------------------------------------------------------
-def payload(name: str) -> dict:
-    data = json.loads((PAYLOADS / f"{name}.json").read_text())
-    data["repository"]["full_name"] = REPO_NAME
-    data["repository"]["default_branch"] = "main"
-    return data
-
-
-def push_payload(*, ref: str, before: str, after: str, forced: bool = False) -> dict:
-    data = payload("push.with-new-branch")
-    data.update(ref=ref, before=before, after=after, created=before == ZERO, deleted=after == ZERO, forced=forced)
-    return data
-
-
-def pr_payload(action: str, *, number: int, branch: str, head: str, base: str, title: str = "Add a flow",
-               merged: bool = False, fork: bool = False) -> dict:
-    data = payload(f"pull_request.{'opened' if action in ('opened', 'ready_for_review') else action}")
-    data["action"] = action
-    data["number"] = number
-    pr = data["pull_request"]
-    pr.update(number=number, title=title, merged=merged, state="closed" if action == "closed" else "open")
-    owner = FORK_NAME.split("/")[0] if fork else REPO_NAME.split("/")[0]
-    pr["head"].update(ref=branch, sha=head, label=f"{owner}:{branch}")
-    pr["head"]["repo"]["full_name"] = FORK_NAME if fork else REPO_NAME
-    pr["base"].update(ref="main", sha=base)
-    pr["base"]["repo"]["full_name"] = REPO_NAME
-    return data
-
 
 class Ci:
     """One repository under test: its flows, the GitHub files, and `flowship ci` runs."""

@@ -22,10 +22,9 @@ from flowship.cli import main
 from flowship.config import load_config
 from testing.faults import FaultProxy
 from testing.git import Repo
+from testing.ci import ZERO, push_payload
 from testing.github_server import parse_outputs
 
-PAYLOADS = Path(__file__).parent / "testing" / "github-payloads"
-ZERO = "0" * 40
 DEPLOYMENT_POST = r"/api/deployments/"
 
 # A flow of the family `family` that imports the shared helper, so a helper change affects it.
@@ -42,13 +41,6 @@ workflow = Workflow(machine=AwsEcsMachine(cpu_value=256, memory_value=512, image
 def main(rows: int = ROWS) -> int:
     return rows
 '''
-
-
-def push_payload(*, before: str, after: str, ref: str = "refs/heads/main") -> dict:
-    data = json.loads((PAYLOADS / "push.with-new-branch.json").read_text())
-    data["repository"].update(full_name="octo/flows", default_branch="main")
-    data.update(ref=ref, before=before, after=after, created=before == ZERO, deleted=False, forced=False)
-    return data
 
 
 class Ci:

@@ -17,6 +17,7 @@ from testing.github_server import GitHubServer, parse_outputs
 # Real webhook payloads (octokit/webhooks examples, MIT; see the folder's README), adjusted per test.
 PAYLOADS = Path(__file__).parent / "github-payloads"
 REPO_NAME = "octo/flows"
+FORK_NAME = "mallory/flows"
 ZERO = "0" * 40
 
 
@@ -27,21 +28,22 @@ def payload(name: str) -> dict[str, Any]:
     return data
 
 
-def push_payload(*, ref: str, before: str, after: str) -> dict[str, Any]:
+def push_payload(*, before: str, after: str, ref: str = "refs/heads/main", forced: bool = False) -> dict[str, Any]:
     data = payload("push.with-new-branch")
-    data.update(ref=ref, before=before, after=after, created=before == ZERO, deleted=after == ZERO, forced=False)
+    data.update(ref=ref, before=before, after=after, created=before == ZERO, deleted=after == ZERO, forced=forced)
     return data
 
 
 def pr_payload(action: str, *, number: int, branch: str, head: str, base: str, title: str = "A change",
-               merged: bool = False) -> dict[str, Any]:
-    data = payload(f"pull_request.{action}")
+               merged: bool = False, fork: bool = False) -> dict[str, Any]:
+    data = payload(f"pull_request.{'opened' if action in ('opened', 'ready_for_review') else action}")
     data["action"] = action
     data["number"] = number
     pr = data["pull_request"]
     pr.update(number=number, title=title, merged=merged, state="closed" if action == "closed" else "open")
-    pr["head"].update(ref=branch, sha=head, label=f"{REPO_NAME.split('/')[0]}:{branch}")
-    pr["head"]["repo"]["full_name"] = REPO_NAME
+    head_repo = FORK_NAME if fork else REPO_NAME
+    pr["head"].update(ref=branch, sha=head, label=f"{head_repo.split('/')[0]}:{branch}")
+    pr["head"]["repo"]["full_name"] = head_repo
     pr["base"].update(ref="main", sha=base)
     pr["base"]["repo"]["full_name"] = REPO_NAME
     return data
