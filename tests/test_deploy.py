@@ -209,3 +209,14 @@ def test_prefect_errors_read_as_sentences(flows, prefect_api):
     elsewhere = plan.__class__(**{**plan.__dict__, "head": "f" * 40})
     with pytest.raises(InputError, match="is not in the repository"):
         deploy_plan(flows.config, elsewhere, LocalTarget(flows.config))
+
+
+def test_a_project_in_a_subdirectory_gets_only_its_own_files_at_the_commit(repo, tmp_path):
+    from flowship.deploy import vcs
+
+    sha = repo.commit({"team/flows/etl.py": "X = 1\n", "team/pyproject.toml": "", "other/secret.txt": "no\n"})
+    repo.write({"team/flows/etl.py": "X = 2  # not committed\n"})
+    dest = vcs.materialize(repo.path / "team", sha, tmp_path / "checkout")
+    files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    assert files == ["flows/etl.py", "pyproject.toml"]
+    assert (dest / "flows/etl.py").read_text() == "X = 1\n"

@@ -230,6 +230,16 @@ def show(root: Path | str, rev: str, path: str) -> bytes | None:
     return result.stdout if result.returncode == 0 else None
 
 
+def archive(root: Path | str, rev: str) -> bytes:
+    """The commit's files below `root` as a tar, paths relative to `root`.
+
+    `git archive <commit>` run in a subdirectory archives just that folder,
+    so a flowship project inside a larger repository gets only its own files;
+    modes and the commit's time are kept.
+    """
+    return run(root, "archive", "--format=tar", rev).stdout
+
+
 def is_shallow(root: Path | str) -> bool:
     return _text(run(root, "rev-parse", "--is-shallow-repository")) == "true"
 

@@ -55,12 +55,7 @@ def materialize(root: Path, sha: str, dest: Path) -> Path:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     console.info(f"checking out {sha[:12]} into {dest}")
-    # `<sha>:<prefix>` is the commit's tree below `root`, so a flowship
-    # project inside a larger repository gets just its own folder.
-    # (git archive run inside a subdirectory refuses a tree path, so it runs at the top.)
-    top, prefix = git.run(root, "rev-parse", "--show-toplevel", "--show-prefix").stdout.decode(
-        "utf-8", "surrogateescape").split("\n")[:2]
-    archive = git.run(top, "archive", "--format=tar", f"{sha}:{prefix}" if prefix else sha).stdout
+    archive = git.archive(root, sha)
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:

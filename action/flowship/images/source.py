@@ -51,7 +51,7 @@ class Commit:
 
     def archive(self) -> bytes:
         """The commit as a tar (`git archive`: modes and the commit's time kept)."""
-        return git.run(self.root, "archive", "--format=tar", self.sha).stdout
+        return git.archive(self.root, self.sha)
 
 
 def excluded(path: str, patterns: tuple[str, ...]) -> bool:
