@@ -135,6 +135,9 @@ def test_base_prefers_last_deployed_then_before(repo: Repo):
     assert resolve_base(config, push_event(c, b), a)[0] == a  # a failed deploy of b is covered
     base, note = resolve_base(config, push_event(c, b), None)
     assert base == b and "previous head" in note
+    # The record was read and is empty (nothing deployed in full yet): `before` was
+    # never deployed here, so everything is planned rather than trusting it.
+    assert resolve_base(config, push_event(c, b), None, record_read=True)[0] is None
 
 
 def test_force_push_falls_back_when_before_left_history(repo: Repo):

@@ -207,7 +207,9 @@ def _deps_tag(config: Config, family: str, tree: CommitTree) -> str:
 
 # -- the base commit ------------------------------------------------------------------
 
-def resolve_base(config: Config, event: Event, last_deployed: str | None) -> tuple[str | None, str]:
+def resolve_base(
+    config: Config, event: Event, last_deployed: str | None, *, record_read: bool = False
+) -> tuple[str | None, str]:
     """The commit to compare `event.head` with, and a note saying how it was chosen.
 
     Prefers the last commit deployed to the event's scope (when it is an
@@ -215,12 +217,20 @@ def resolve_base(config: Config, event: Event, last_deployed: str | None) -> tup
     pull request's merge base). A shallow clone is deepened from its remote
     when a candidate is missing; without one, or when nothing fits (a new
     branch, the first commit), the answer is None: plan everything.
+
+    `record_read` says the scope's record was read and `last_deployed` is
+    what it holds. An empty record means nothing was deployed in full yet (a
+    first deploy that failed partly records nothing): a push's `before` was
+    never deployed here, and comparing with it would lose the flows that
+    failed. A merge base still bounds a preview.
     """
     if event.head is None:
         raise InputError(f"the {event.name} event names no commit to deploy.")
     candidates = list(event.bases)
     if last_deployed:
         candidates.insert(0, Candidate("commit", last_deployed, "the last deployed commit"))
+    elif record_read:
+        candidates = [c for c in candidates if c.kind == "merge-base"]
     return choose_base(config.root, event.head, candidates)
 
 

@@ -159,18 +159,14 @@ def _base(config: Config, event: Event, options: Options) -> str | None:
 
     last = None
     # A fork's run has no Prefect credentials; its plan compares with the event's base.
-    if not event.fork and (config.env.prefect_api_url or not options.dry_run):
+    record_read = not event.fork and bool(config.env.prefect_api_url or not options.dry_run)
+    if record_read:
         from flowship.deploy import read_last_deployed
 
         assert event.scope is not None
         last = read_last_deployed(config, event.scope)
         console.info(f"last deployed to {event.scope.name}: {last[:12] if last else 'nothing yet'}")
-        if last is None:
-            # Nothing deployed in full yet (a first deploy that failed partly records
-            # nothing): a push's `before` was never deployed here, and comparing with it
-            # would lose the flows that failed. A merge base still bounds a preview.
-            event = replace(event, bases=tuple(c for c in event.bases if c.kind == "merge-base"))
-    base, note = resolve_base(config, event, last)
+    base, note = resolve_base(config, event, last, record_read=record_read)
     console.info(note)
     return base
 
