@@ -14,6 +14,7 @@ import pytest
 from flowship.cli import main
 from flowship.github import COMMENT_MARKER
 from testing.git import Repo, cpu_flow
+from testing.deployments import read_back
 from testing.ci import FORK_NAME, REPO_NAME, ZERO, payload, pr_payload, push_payload
 from testing.github_server import GitHubServer, parse_outputs
 
@@ -75,11 +76,7 @@ class Ci:
 
 
 def prefect_deployments(url: str, flow_name: str) -> set[str]:
-    import httpx
-
-    resp = httpx.post(f"{url}/deployments/filter", json={"flows": {"name": {"any_": [flow_name]}}})
-    resp.raise_for_status()
-    return {d["name"] for d in resp.json()}
+    return {name.split("/", 1)[1] for name in read_back(url, [flow_name])}
 
 
 @pytest.fixture

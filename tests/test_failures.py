@@ -23,6 +23,7 @@ from flowship.config import load_config
 from testing.faults import FaultProxy
 from testing.git import Repo
 from testing.ci import ZERO, push_payload
+from testing.deployments import read_back
 from testing.github_server import parse_outputs
 
 DEPLOYMENT_POST = r"/api/deployments/"
@@ -91,10 +92,7 @@ class Ci:
 
 def stored(api: str, names: list[str]) -> dict[str, str]:
     """`flow/deployment` -> the commit it runs, read from the real server (not through the proxy)."""
-    flows = httpx.post(f"{api}/flows/filter", json={"flows": {"name": {"any_": names}}}).json()
-    by_id = {f["id"]: f["name"] for f in flows}
-    found = httpx.post(f"{api}/deployments/filter", json={"flows": {"id": {"any_": list(by_id)}}}).json() if by_id else []
-    return {f"{by_id[d['flow_id']]}/{d['name']}": d["version"] for d in found}
+    return {name: d["version"] for name, d in read_back(api, names).items()}
 
 
 def recorded(api: str, ci: Ci) -> str | None:
