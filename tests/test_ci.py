@@ -13,9 +13,9 @@ import pytest
 
 from flowship.cli import main
 from flowship.github import COMMENT_MARKER
-from testing.git import Repo, cpu_flow
-from testing.deployments import read_back
 from testing.ci import FORK_NAME, REPO_NAME, ZERO, payload, pr_payload, push_payload
+from testing.deployments import read_back
+from testing.git import Repo, cpu_flow
 from testing.github_server import GitHubServer, parse_outputs
 
 class Ci:
