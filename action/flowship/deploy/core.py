@@ -147,6 +147,7 @@ class _Deployer:
         self.images, self.force, self.image_failures = images, force, image_failures
         self.scope = plan.scope
         self.flows: dict[str, Any] = {}
+        self.verdicts: dict[str | None, str | None] = {}  # deployed commit -> why not to replace it
 
     def run(self) -> DeployResult:
         plan, scope = self.plan, self.scope
@@ -182,7 +183,12 @@ class _Deployer:
         """Why not to touch `current` (not flowship's, or newer than the plan), or None."""
         if "flowship" not in current.tags:
             return "it was not made by flowship (no `flowship` tag); delete or rename it, or tag it `flowship`"
-        return None if self.force else newer_deployed(self.config, self.scope, current.version, self.plan.head)
+        if self.force:
+            return None
+        # Deployments of one scope mostly run the same few commits: ask git once per commit.
+        if current.version not in self.verdicts:
+            self.verdicts[current.version] = newer_deployed(self.config, self.scope, current.version, self.plan.head)
+        return self.verdicts[current.version]
 
     def converge(self, workflow: PlannedWorkflow, current: Any) -> Outcome:
         head = self.plan.head
