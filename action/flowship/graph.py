@@ -64,11 +64,16 @@ def build(
     blobs = [files.get(p, "") for p in paths]
     if isinstance(saved, dict) and saved.get("signature") == signature and len(saved.get("targets", ())) == len(paths):
         targets = list(saved["targets"])
-        stale = [i for i, (old, new) in enumerate(zip(saved["blobs"], blobs, strict=True)) if old != new]
+        differ = [i for i, (old, new) in enumerate(zip(saved["blobs"], blobs, strict=True)) if old != new]
     else:
         targets = [()] * len(paths)
-        stale = [i for i, p in enumerate(paths) if p in files]
-    if stale:
+        differ = list(range(len(paths)))
+    # A module deleted since (it stays a node, as a target) has no content, so it imports nothing.
+    stale = [i for i in differ if paths[i] in files]
+    for i in differ:
+        if paths[i] not in files:
+            targets[i] = ()
+    if differ:
         resolver = Resolver(paths, roots)
         index = {p: i for i, p in enumerate(paths)}
         raws = raw_imports([paths[i] for i in stale])
