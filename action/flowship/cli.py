@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from flowship import __version__, console
+from flowship import __version__, console, redact
 from flowship.config import load_config
 from flowship.errors import EXIT_FAILURE, FlowshipError
 
@@ -84,7 +84,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     debug = args.debug or env.get("FLOWSHIP_DEBUG") == "1"
     try:
         config = load_config(Path(args.root).resolve(), env)
-        console.configure(actions=config.env.in_actions, secrets=config.env.secrets())
+        # Every mask first, before any text someone else chose is printed.
+        console.configure(actions=config.env.in_actions, secrets=[*config.env.secrets(), *redact.from_environment(env)])
         module = importlib.import_module(f"flowship.commands.{args.command}")
         return module.run(config, args)
     except FlowshipError as exc:

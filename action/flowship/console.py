@@ -8,14 +8,16 @@ are masked with `::add-mask::` before anything could print them.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
+from flowship import redact as _redact
+
 _state = {"actions": False}
-_secrets: list[str] = []
 
 
 def configure(*, actions: bool, secrets: list[str] | tuple[str, ...] = ()) -> None:
@@ -30,38 +32,54 @@ def _stream() -> TextIO:
 
 def mask(secret: str | None) -> None:
     """Hide `secret` from every later line, here and in the Actions log."""
-    if not secret or secret in _secrets:
+    if not secret or secret in _redact.secrets():
         return
-    _secrets.append(secret)
+    _redact.add(secret)
     if _state["actions"]:
-        for part in secret.splitlines():
-            if part.strip():
-                print(f"::add-mask::{part}", file=_stream(), flush=True)
+        # Every spelling the redactor knows, so a log line flowship did not
+        # write (a subprocess, a traceback) is masked by the runner as well.
+        for form in (secret, *_redact.forms(secret)):
+            for part in _LINES.split(form):
+                if len(part.strip()) >= 4:
+                    print(f"::add-mask::{_escape_data(part)}", file=_stream(), flush=True)
 
 
 def redact(text: str) -> str:
-    for secret in _secrets:
-        text = text.replace(secret, "***")
-    return text
+    return _redact.redact(text)
 
 
 def _escape_data(text: str) -> str:
     # GitHub's workflow-command escaping: a crafted value (a branch name with
     # a newline and `::error::`) must stay data, never become a command.
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # The legacy `##[cmd]` form is read anywhere in a line, so it is broken too.
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace("##[", "##\u200b[")
 
 
 def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+# The runner ends a line at \n, \r\n or a lone \r.
+_LINES = re.compile(r"\r\n|\r|\n")
+
+
+def defuse(text: str) -> str:
+    """`text` that starts no workflow command, as the runner reads them.
+
+    `ActionCommand.TryParseV2` takes a line that starts with `::` after
+    leading whitespace; the legacy `TryParse` takes `##[` anywhere in a line.
+    A zero-width space (not whitespace to .NET) breaks both.
+    """
+    text = text.replace("##[", "##\u200b[")
+    lines = _LINES.split(text)
+    return "\n".join(("\u200b" + line) if line.lstrip().startswith("::") else line for line in lines)
+
+
 def neutralize(text: str) -> str:
-    """A user-controlled value made safe to print on its own line in Actions."""
+    """A value someone else chose, made safe to print in Actions."""
     text = redact(text)
-    if _state["actions"]:
-        # A line starting with `::` is read as a workflow command.
-        text = "\n".join(("\u200b" + line) if line.lstrip().startswith("::") else line for line in text.split("\n"))
-    return text
+    return defuse(text) if _state["actions"] else text
 
 
 def info(message: str) -> None:
@@ -120,4 +138,4 @@ def group(title: str) -> Iterator[None]:
         if _state["actions"]:
             print("::endgroup::", file=_stream(), flush=True)
         mark = "✓" if ok else "✗"
-        print(f"{mark} {title} ({took:.1f}s)", file=_stream(), flush=True)
+        print(neutralize(f"{mark} {title} ({took:.1f}s)"), file=_stream(), flush=True)

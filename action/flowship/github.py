@@ -16,6 +16,7 @@ from typing import Literal
 
 from flowship.config import Environment
 from flowship.errors import FlowshipError
+from flowship.redact import redact
 
 # The hidden marker that finds flowship's own comment among a pull request's comments.
 COMMENT_MARKER = "<!-- flowship:preview -->"
@@ -68,11 +69,12 @@ def format_outputs(outputs: Mapping[str, str]) -> str:
 
 def write_outputs(path: str | None, outputs: Mapping[str, str]) -> None:
     if path:
-        _append(path, format_outputs(outputs), "$GITHUB_OUTPUT")
+        _append(path, format_outputs({k: redact(v) for k, v in outputs.items()}), "$GITHUB_OUTPUT")
 
 
 def write_summary(path: str | None, markdown: str) -> None:
     if path:
+        markdown = redact(markdown)
         _append(path, markdown if markdown.endswith("\n") else markdown + "\n", "$GITHUB_STEP_SUMMARY")
 
 
@@ -101,6 +103,7 @@ def upsert_comment(
     """
     from github import Auth, Github, GithubException
 
+    body = redact(body)
     if marker not in body:
         body = f"{marker}\n{body}"
     gh = Github(auth=Auth.Token(token), base_url=api_url, user_agent="flowship")

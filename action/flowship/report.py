@@ -18,6 +18,7 @@ from typing import Literal
 
 from flowship.github import COMMENT_MARKER
 from flowship.plan import Plan
+from flowship.redact import redact
 from flowship.scope import Scope
 
 Status = Literal["created", "updated", "unchanged", "deleted", "skipped", "failed"]
@@ -80,7 +81,7 @@ def md(text: object) -> str:
     """Inline Markdown for a value someone else chose: ASCII punctuation
     backslash-escaped (CommonMark makes each a literal), `&<>` as entities,
     line breaks flattened to spaces, and `@` broken so it mentions no one."""
-    flat = " ".join(str(text).splitlines())
+    flat = " ".join(redact(str(text)).splitlines())  # before escaping, which would hide a secret from it
     escaped = _PUNCT.sub(r"\\\1", flat)
     # HTML's own characters as entities: no tag, in any renderer.
     escaped = re.sub(r"[&<>]", lambda m: _ENTITIES[m[0]], escaped)
