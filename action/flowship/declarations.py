@@ -31,6 +31,7 @@ _MODULES = {"flowship": _FLOWSHIP, "flowship.workflow": _FLOWSHIP, "prefect": {"
 _CALLABLE: dict[str, Any] = {"AwsEcsMachine": AwsEcsMachine, "Cron": Cron, "Interval": Interval, "timedelta": timedelta}
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow}
+_LARGEST = 10**15
 HOW = "write it inline as a literal, AwsEcsMachine(...), AwsEcsImage.<name>, Cron(...), Interval(...) or timedelta(...)"
 
 
@@ -179,9 +180,9 @@ def _declaration(call: ast.Call, names: dict[str, str]) -> Declared:
         flow = kwargs.get("flow") if isinstance(kwargs.get("flow"), str) else None
         data = _construct(Workflow, call, args, kwargs).to_json()
         try:
-            data = json.loads(json.dumps(data))  # what the plan and the cache carry, tuples as lists
+            data = json.loads(json.dumps(data, allow_nan=False))  # what the plan and the cache carry, tuples as lists
         except (TypeError, ValueError):
-            raise Unreadable(call, "parameters must be JSON values (strings, numbers, lists, dicts)") from None
+            raise Unreadable(call, "parameters must be JSON values (strings, finite numbers, lists, dicts)") from None
         return Declared(call.lineno, flow, data)
     except Unreadable as exc:
         return Declared(call.lineno, flow, None, (exc.line, exc.message))
@@ -225,7 +226,16 @@ def _evaluate(node: ast.AST, names: dict[str, str]) -> Any:
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         left, right = _evaluate(node.left, names), _evaluate(node.right, names)
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right)):
-            return _BINOPS[type(node.op)](left, right)
+            # Bounded so a declaration like 9**9**9 cannot hang discovery.
+            if any(abs(v) > _LARGEST for v in (left, right)) or (isinstance(node.op, ast.Pow) and abs(right) > 64):
+                raise Unreadable(node, f"arithmetic in Workflow(...) is limited to numbers up to {_LARGEST}; {HOW}")
+            try:
+                result = _BINOPS[type(node.op)](left, right)
+            except (ArithmeticError, ValueError):
+                raise Unreadable(node, f"this arithmetic cannot be evaluated; {HOW}") from None
+            if isinstance(result, complex) or abs(result) > _LARGEST:
+                raise Unreadable(node, f"arithmetic in Workflow(...) is limited to numbers up to {_LARGEST}; {HOW}")
+            return result
         if isinstance(node.op, ast.Add) and all(isinstance(v, str) for v in (left, right)):
             return left + right
     if isinstance(node, ast.Attribute) and _meaning(node.value, names) == "AwsEcsImage":

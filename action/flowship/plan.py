@@ -118,7 +118,7 @@ class Plan:
         return [p for p in map(Problem.parse, self.problems) if p is not None]
 
     def dumps(self) -> str:
-        return json.dumps(self.to_json(), indent=2, sort_keys=False)
+        return json.dumps(self.to_json(), indent=2, sort_keys=False, allow_nan=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:

@@ -9,6 +9,7 @@ capacity (which GPU instance fits) is checked when deploying to ECS
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ EC2_STORAGE = (21, 16384)  # GiB; the instance's disk is checked at placement
 EC2_CPU = (128, 196608)  # ECS CPU units a task may reserve on EC2
 EC2_MEMORY = (128, 2_097_152)  # MiB
 MAX_GPUS = 16
+MAX_COUNT = 10_000  # retries, concurrency limits
+MAX_SECONDS = 366 * 24 * 3600  # a year: delays, timeouts, intervals
 
 
 def _fargate_pairs() -> str:
@@ -191,8 +194,10 @@ class Interval:
     seconds: int | float
 
     def __post_init__(self) -> None:
-        if isinstance(self.seconds, bool) or not isinstance(self.seconds, int | float) or self.seconds <= 0:
-            raise MachineError("schedules", self.seconds, "an interval is a positive number of seconds")
+        seconds = self.seconds
+        if (isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds)
+                or not 0 < seconds <= MAX_SECONDS):
+            raise MachineError("schedules", seconds, f"an interval is a number of seconds, more than 0 and at most {MAX_SECONDS}")
 
 
 Schedule = Cron | Interval
@@ -254,12 +259,18 @@ class Workflow:
             value = getattr(self, name)
             if value is not None and (_require_int(name, value) < 0):
                 raise MachineError(name, value, "it must be 0 or more")
+        for name in ("retries", "concurrency_limit"):
+            value = getattr(self, name)
+            if value is not None and value > MAX_COUNT:
+                raise MachineError(name, value, f"it must be 0-{MAX_COUNT}")
         for name in ("retry_delay_seconds", "timeout_seconds"):
             value = getattr(self, name)
+            # NaN and infinity pass `< 0` and would make the plan invalid JSON.
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+                isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or not 0 <= value <= MAX_SECONDS
             ):
-                raise MachineError(name, value, "it must be a number of seconds, 0 or more")
+                raise MachineError(name, value, f"it must be a number of seconds, 0-{MAX_SECONDS}")
 
     def schedules_json(self) -> list[dict[str, Any]]:
         return [
