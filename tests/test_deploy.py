@@ -45,7 +45,10 @@ def test_deploy_twice_converges_and_the_rerun_writes_nothing(flows):
     with counting_client(config) as (client, writes):
         again = deploy_plan(config, plan, LocalTarget(config), client=client)
     assert sorted(again.unchanged) == sorted([f"{etl}/main", f"{train}/main"])
-    assert writes == []  # not one POST/PATCH/DELETE besides filtered reads
+    # Only the deploy lock's take and release (deploy/lease.py): no deployment, variable or automation write.
+    assert [w for w in writes if '/v2/concurrency_limits/' not in w] == []
+    assert sorted(writes) == ['POST /api/v2/concurrency_limits/decrement-with-lease',
+                              'POST /api/v2/concurrency_limits/increment-with-lease']
     assert read_back(flows.api, [etl, train]) == before  # same ids, same `updated`: no duplicates, no rewrite
     # Each outcome carries its deployment's id, so callers link to it and start runs without reading it again.
     for result in (first, again):

@@ -20,7 +20,7 @@ from uuid import UUID
 
 from flowship import console, git
 from flowship.config import Config
-from flowship.deploy import remote, timeouts, vcs
+from flowship.deploy import lease, remote, timeouts, vcs
 from flowship.deploy.client import describe, using
 from flowship.deploy.desired import commit_info, desired, differences, parameter_schema
 from flowship.deploy.state import forget_deployed, read_last_deployed, record_deployed
@@ -134,7 +134,7 @@ def deploy_plan(
     if plan.workflows and not git.has_commit(config.root, plan.head):
         raise InputError(f"the plan's head {plan.head[:12]} is not in the repository at {config.root}; "
                          "deploy from a clone that has it (actions/checkout with fetch-depth: 0).")
-    with using(config, client) as opened:
+    with using(config, client) as opened, lease.held(config, plan.scope, opened):
         return _Deployer(config, opened, plan, target, images or {}, force, image_failures or {}).run()
 
 
@@ -190,6 +190,20 @@ class _Deployer:
             self.verdicts[current.version] = newer_deployed(self.config, self.scope, current.version, self.plan.head)
         return self.verdicts[current.version]
 
+    def still_older(self, flow_name: str) -> str | None:
+        """`too_old` of the deployment as it is now, read again right before a write.
+
+        What was read at the start may be stale: a lost lease, or another tool,
+        may have moved it since.
+        """
+        from prefect.exceptions import ObjectNotFound
+
+        try:
+            latest = self.client.read_deployment_by_name(f"{flow_name}/{self.scope.name}")
+        except ObjectNotFound:
+            return None
+        return self.too_old(latest)
+
     def converge(self, workflow: PlannedWorkflow, current: Any) -> Outcome:
         head = self.plan.head
         full = f"{workflow.name}/{self.scope.name}"
@@ -213,6 +227,8 @@ class _Deployer:
                 raise FlowshipError(f"cannot read the parameters of {workflow.entrypoint} at {head[:12]}: {exc}") from None
         assert self.commit is not None
         want = desired(self.config, workflow, self.scope, self.commit, infra, self.target.pool, schema)
+        if reason := self.still_older(workflow.name) if current is None or differences(want, current) else None:
+            return Outcome(full, "skipped", reason, **where, deployment_id=current.id if current else None)
         if current is None:
             flow_id = self.flows.get(workflow.name) or self.client.create_flow_from_name(workflow.name)
             self.flows[workflow.name] = flow_id
@@ -237,7 +253,7 @@ class _Deployer:
         full = f"{flow_name}/{self.scope.name}"
         gone = False
         if current is not None:
-            if reason := self.too_old(current):
+            if reason := self.too_old(current) or self.still_older(flow_name):
                 return Outcome(full, "skipped", reason, deployment_id=current.id)
             gone = remote.delete(self.client, current.id)
         if (automation := self.automations.get(full)) is not None:
@@ -247,12 +263,20 @@ class _Deployer:
 
 
 def _record(config: Config, client: SyncPrefectClient, scope: Scope, head: str, force: bool) -> bool:
-    """Record `head` as deployed, unless a newer commit was recorded (out-of-order pipelines)."""
+    """Record `head` as deployed when it moves the record forward (read under the deploy lease).
+
+    Main's record moves only to a descendant of what it says: a late older
+    run, or one of a diverged line, leaves it (planning from an older record
+    deploys more, never less). A preview's branch may be force-pushed, so
+    there only a known-newer record is kept; an unknown one would otherwise
+    pin the preview's base forever.
+    """
     previous = read_last_deployed(config, scope, client=client)
-    # Only a known-newer record is kept; an unknown one (history rewritten)
-    # would otherwise pin the scope's base forever.
-    if not force and previous and previous != head and vcs.is_ancestor(config.root, head, previous) is True:
-        return False
+    if not force and previous and previous != head:
+        if scope.is_main and vcs.is_ancestor(config.root, previous, head) is not True:
+            return False
+        if vcs.is_ancestor(config.root, head, previous) is True:
+            return False
     record_deployed(config, scope, head, client=client)
     return True
 

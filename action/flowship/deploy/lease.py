@@ -1,0 +1,111 @@
+"""One deploy per scope at a time, held through a Prefect global concurrency limit.
+
+Two pipelines deploying one scope at once (a newer and an older commit) would
+otherwise interleave their writes. The lock is the Prefect server's own: a
+global concurrency limit of one slot per scope, taken with a lease. The
+server forgets a lease that is not renewed, so a runner that dies while
+holding it blocks the scope for at most `LEASE_SECONDS`, never for good.
+Within the lease the deployer still re-reads each deployment before writing
+it (never backwards even if a lease was lost, or another tool writes).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from flowship import console
+from flowship.config import Config
+from flowship.deploy.client import using
+from flowship.deploy.state import variable_name
+from flowship.errors import FlowshipError
+from flowship.scope import Scope
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+
+# The server's floor for a lease; renewed three times within it, so one slow
+# request does not lose it.
+LEASE_SECONDS = 60.0
+RENEW_SECONDS = 20.0
+# A deploy waiting longer than this is behind a stuck one: say so and stop.
+WAIT_SECONDS = 45 * 60.0
+
+
+def limit_name(config: Config, scope: Scope) -> str:
+    """The concurrency limit's name: the scope's record name, so it is as unique."""
+    return f"{variable_name(config, scope)}_lock"
+
+
+@contextmanager
+def held(config: Config, scope: Scope, client: SyncPrefectClient, *,
+         wait_seconds: float = WAIT_SECONDS) -> Iterator[None]:
+    """Hold `scope`'s deploy lease for the body; wait (and say so) while another run holds it."""
+    name = limit_name(config, scope)
+    _ensure_limit(client, name)
+    lease_id = _acquire(client, name, scope, wait_seconds)
+    stop = threading.Event()
+    # Its own client: the deployer's is busy on this thread.
+    renewer = threading.Thread(target=_renew, args=(config, lease_id, stop), daemon=True, name="flowship-lease")
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join(timeout=5)
+        try:
+            client.release_concurrency_slots_with_lease(lease_id)
+        except Exception:  # the lease expires by itself; the deploy's result stands
+            console.warning(f"could not release the deploy lock of {scope.name}; it frees itself "
+                            f"within {LEASE_SECONDS:.0f} s.")
+
+
+def _ensure_limit(client: SyncPrefectClient, name: str) -> None:
+    from prefect.exceptions import ObjectAlreadyExists
+
+    try:
+        client.upsert_global_concurrency_limit_by_name(name, 1)
+    except ObjectAlreadyExists:  # another run created it between the read and the create
+        pass
+
+
+def _acquire(client: SyncPrefectClient, name: str, scope: Scope, wait_seconds: float) -> UUID:
+    import httpx
+
+    deadline = time.monotonic() + wait_seconds
+    waiting_since: float | None = None
+    while True:
+        try:
+            response = client.increment_concurrency_slots_with_lease(
+                names=[name], slots=1, mode="concurrency", lease_duration=LEASE_SECONDS)
+            if waiting_since is not None:
+                console.info(f"got the deploy lock of {scope.name} after {time.monotonic() - waiting_since:.1f} s")
+            return UUID(response.json()["lease_id"])
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 423:  # 423 Locked: another deploy holds it
+                raise
+            retry_after = float(exc.response.headers.get("Retry-After") or 1)
+        if waiting_since is None:
+            waiting_since = time.monotonic()
+            console.info(f"another deploy to {scope.name} is running; waiting for it to finish "
+                         f"(Prefect concurrency limit {name})")
+        if time.monotonic() > deadline:
+            raise FlowshipError(f"another deploy to {scope.name} held its lock for over {wait_seconds:.0f} s; "
+                                f"if none is running, delete the concurrency limit {name} in Prefect.")
+        time.sleep(min(max(retry_after, 0.2), 2.0))
+
+
+def _renew(config: Config, lease_id: UUID, stop: threading.Event) -> None:
+    try:
+        with using(config, None) as client:
+            while not stop.wait(RENEW_SECONDS):
+                client.renew_concurrency_lease(lease_id, LEASE_SECONDS)
+    except Exception:
+        # A lost lease lets another deploy start; the re-check before each
+        # write still keeps this one from moving anything backwards.
+        if not stop.is_set():
+            console.warning("could not renew the deploy lock; another deploy may start alongside this one.")
