@@ -42,7 +42,7 @@ def test_deploy_twice_converges_and_the_rerun_writes_nothing(flows):
     assert sorted(first.created) == sorted([f"{etl}/main", f"{train}/main"]) and first.ok and first.recorded
     before = read_back(flows.api, [etl, train])
 
-    with counting_client(config) as (client, writes):
+    with counting_client(config, with_lock=True) as (client, writes):
         again = deploy_plan(config, plan, LocalTarget(config), client=client)
     assert sorted(again.unchanged) == sorted([f"{etl}/main", f"{train}/main"])
     # Only the deploy lock's take and release (deploy/lease.py): no deployment, variable or automation write.

@@ -104,8 +104,13 @@ def read_back(api: str, flow_names: list[str]) -> dict[str, dict[str, Any]]:
 
 
 @contextmanager
-def counting_client(config: Config) -> Iterator[tuple[Any, list[str]]]:
-    """A Prefect client that records every request that could write (`METHOD path`)."""
+def counting_client(config: Config, *, with_lock: bool = False) -> Iterator[tuple[Any, list[str]]]:
+    """A Prefect client that records every request that could write (`METHOD path`).
+
+    The deploy lock's take and release (deploy/lease.py) happen on every deploy,
+    so they are left out unless `with_lock`: "a rerun writes nothing" is about
+    deployments, variables and automations.
+    """
     from flowship.deploy.client import open_client
 
     writes: list[str] = []
@@ -113,6 +118,8 @@ def counting_client(config: Config) -> Iterator[tuple[Any, list[str]]]:
     def record(request: Any) -> None:
         path = request.url.path
         if request.method != "GET" and not path.endswith("/filter"):
+            if not with_lock and "/v2/concurrency_limits/" in path:
+                return
             writes.append(f"{request.method} {path}")
 
     with open_client(config, httpx_settings={"event_hooks": {"request": [record]}}) as client:
