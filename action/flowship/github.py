@@ -8,11 +8,12 @@ summary are files GitHub gives the step; nothing here prints.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from flowship.config import Environment
 from flowship.errors import FlowshipError
@@ -99,25 +100,31 @@ def upsert_comment(
     """Create flowship's comment on pull request `number`, or edit the one already there.
 
     The comment is found by `marker` (a hidden HTML comment in the body), so
-    every push edits the same comment instead of adding another.
+    every push edits the same comment instead of adding another. Anyone can
+    paste the marker, so only a comment by the token's own user counts: a
+    look-alike is never edited (it could not be: 403) and never blocks ours.
+    Every failure, whatever PyGithub raised, is a `FlowshipError`: a missing
+    comment must never cost the summary and outputs.
     """
     from github import Auth, Github, GithubException
 
     body = redact(body)
     if marker not in body:
         body = f"{marker}\n{body}"
-    gh = Github(auth=Auth.Token(token), base_url=api_url, user_agent="flowship")
+    # PyGithub logs retries to stderr through a handler of its own, past the
+    # console's redaction and command guard; flowship reports failures itself.
+    logging.getLogger("github").setLevel(logging.ERROR)
+    gh = None
     try:
+        gh = Github(auth=Auth.Token(token), base_url=api_url, user_agent="flowship")
+        login = _own_login(gh)
         pull = gh.get_repo(repository).get_pull(number)
-        marked = [c for c in pull.get_issue_comments() if marker in (c.body or "")]
-        # Anyone can paste the marker into a comment; a bot's (the Actions
-        # token's) is ours, so prefer it to a look-alike we could not edit.
-        mine = next((c for c in marked if c.user and c.user.type == "Bot"), marked[0] if marked else None)
+        mine = next((c for c in pull.get_issue_comments()
+                     if marker in (c.body or "") and c.user is not None and c.user.login == login), None)
         if mine is not None:
             mine.edit(body)
-            return CommentResult("updated", mine.id, mine.html_url)
-        created = pull.create_issue_comment(body)
-        return CommentResult("created", created.id, created.html_url)
+            return _result("updated", mine)
+        return _result("created", pull.create_issue_comment(body))
     except GithubException as exc:
         message = exc.data.get("message") if isinstance(exc.data, dict) else None
         if exc.status in (401, 403):
@@ -126,5 +133,38 @@ def upsert_comment(
                 "Give the job `pull-requests: write`; pull requests from forks only get a read-only token."
             ) from None
         raise FlowshipError(f"the GitHub API failed while commenting on #{number}: {exc.status} {message or exc}.") from None
+    except FlowshipError:
+        raise
+    except Exception as exc:  # e.g. a 200 whose body is not what GitHub sends (a proxy's page)
+        why = f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__
+        raise FlowshipError(f"the GitHub API answered unexpectedly while commenting on #{number} ({why}).") from None
     finally:
-        gh.close()
+        if gh is not None:
+            gh.close()
+
+
+def _result(action: Literal["created", "updated"], comment: Any) -> CommentResult:
+    # A 200 whose body was not a comment gives an object without these.
+    if not isinstance(comment.id, int) or not isinstance(comment.html_url, str):
+        raise FlowshipError("GitHub's answer was not a comment (no id or html_url).")
+    return CommentResult(action, comment.id, comment.html_url)
+
+
+# Who comments with an Actions `GITHUB_TOKEN`. Such an installation token may
+# not call GET /user (403), so its comments are known by this login instead.
+ACTIONS_LOGIN = "github-actions[bot]"
+
+
+def _own_login(gh: Any) -> str:
+    """The login whose comments flowship may edit: the token's own user."""
+    from github import GithubException
+
+    try:
+        login = gh.get_user().login
+    except GithubException as exc:
+        if exc.status != 403:
+            raise
+        return ACTIONS_LOGIN
+    if not isinstance(login, str) or not login:
+        raise FlowshipError("GitHub's GET /user named no login for the token.")
+    return login

@@ -4,7 +4,11 @@ It answers the endpoints flowship's pull-request comment uses, with the
 payload shapes GitHub documents (docs.github.com/rest: repos, pulls, issue
 comments), and keeps state so a test can see a comment created once and then
 edited. Tokens are checked like GitHub does: an unknown token gets 401, a
-read-only one (a fork's pull request) gets 403 on writes.
+read-only one (a fork's pull request) gets 403 on writes. A token is either an
+Actions installation token (GET /user answers 403, its comments are by
+`github-actions[bot]`) or a person's (`login=`: GET /user names them, their
+comments are theirs); only a comment's author may edit it. `bad_body` names
+routes that answer 200 with a body GitHub never sends, as a broken proxy might.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class Request:
 class State:
     tokens: set[str] = field(default_factory=set)
     read_only_tokens: set[str] = field(default_factory=set)
+    logins: dict[str, str] = field(default_factory=dict)  # a person's token -> their login
+    bad_body: dict[str, bytes] = field(default_factory=dict)  # route name -> a 200 body to send instead
     repos: dict[str, dict[str, Any]] = field(default_factory=dict)  # full name -> {"default_branch"}
     pulls: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     comments: list[Comment] = field(default_factory=list)
@@ -75,8 +81,21 @@ class GitHubServer:
         self._httpd.server_close()
 
     # -- test setup --------------------------------------------------------
-    def add_token(self, token: str, *, read_only: bool = False) -> None:
+    def add_token(self, token: str, *, read_only: bool = False, login: str | None = None) -> None:
+        """`login=None` is an Actions installation token; a login makes it that person's token."""
         (self.state.read_only_tokens if read_only else self.state.tokens).add(token)
+        if login is not None:
+            self.state.logins[token] = login
+
+    def author(self, token: str | None) -> dict[str, Any]:
+        """The `user` of a comment `token` writes."""
+        login = self.state.logins.get(token or "")
+        return BOT if login is None else self._user(login)
+
+    def answer_badly(self, route: str, body: bytes = b"<html>Service Unavailable</html>") -> None:
+        """Make `route` (a name in _ROUTES, e.g. "list_comments") answer 200 with `body`."""
+        assert route in {name for _, _, name in _ROUTES}, route
+        self.state.bad_body[route] = body
 
     def add_repo(self, full_name: str, default_branch: str = "main") -> None:
         self.state.repos[full_name] = {"default_branch": default_branch}
@@ -139,6 +158,7 @@ class GitHubServer:
 
 _REPO = r"/repos/(?P<repo>[^/]+/[^/]+)"
 _ROUTES = [
+    ("GET", re.compile(r"^/user$"), "get_user"),
     ("GET", re.compile(rf"^{_REPO}$"), "get_repo"),
     ("GET", re.compile(rf"^{_REPO}/pulls/(?P<n>\d+)$"), "get_pull"),
     ("GET", re.compile(rf"^{_REPO}/issues/(?P<n>\d+)/comments$"), "list_comments"),
@@ -149,11 +169,15 @@ _ROUTES = [
 
 def _handler(server: GitHubServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        token: str | None = None  # the request's token, set before a route runs
+
         def log_message(self, *args: object) -> None:  # keep pytest output clean
             pass
 
         def _send(self, status: int, payload: Any) -> None:
-            data = json.dumps(payload).encode()
+            self._send_raw(status, json.dumps(payload).encode())
+
+        def _send_raw(self, status: int, data: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
@@ -179,10 +203,19 @@ def _handler(server: GitHubServer) -> type[BaseHTTPRequestHandler]:
                     if m and method == self.command:
                         if method != "GET" and token in st.read_only_tokens:
                             return self._error(403, "Resource not accessible by integration")
+                        if name in st.bad_body:
+                            return self._send_raw(200, st.bad_body[name])
+                        self.token = token
                         return getattr(self, name)(body=body, **m.groupdict())
                 return self._error(404, "Not Found")
 
         do_GET = do_POST = do_PATCH = _dispatch
+
+        def get_user(self, body: Any) -> None:
+            login = server.state.logins.get(self.token or "")
+            if login is None:  # what GitHub answers an Actions installation token
+                return self._error(403, "Resource not accessible by integration")
+            self._send(200, server._user(login))
 
         def get_repo(self, repo: str, body: Any) -> None:
             if repo not in server.state.repos:
@@ -202,7 +235,7 @@ def _handler(server: GitHubServer) -> type[BaseHTTPRequestHandler]:
                 return self._error(404, "Not Found")
             if not isinstance(body, dict) or not isinstance(body.get("body"), str):
                 return self._error(422, "Validation Failed")
-            comment = Comment(server._id(), repo, int(n), body["body"], BOT, _now(), _now())
+            comment = Comment(server._id(), repo, int(n), body["body"], server.author(self.token), _now(), _now())
             server.state.comments.append(comment)
             self._send(201, server.comment_json(comment))
 
@@ -210,7 +243,7 @@ def _handler(server: GitHubServer) -> type[BaseHTTPRequestHandler]:
             comment = next((c for c in server.state.comments if c.id == int(id) and c.repo == repo), None)
             if comment is None:
                 return self._error(404, "Not Found")
-            if comment.user.get("login") != BOT["login"]:
+            if comment.user.get("login") != server.author(self.token)["login"]:
                 return self._error(403, "Resource not accessible by integration")
             comment.body = body["body"]
             comment.updated_at = _now()
