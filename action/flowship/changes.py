@@ -34,7 +34,7 @@ from flowship.affected import Analysis, analyse_changes, analyse_partial, family
 from flowship.cache import ParseCache
 from flowship.config import Config
 from flowship.declarations import ModuleFacts
-from flowship.discovery import CommitTree, Discovery, WorkflowRecord, analysed, discover_tree, pair
+from flowship.discovery import CommitTree, Discovery, WorkflowRecord, analysed, discover_tree, pair, with_unreadable
 from flowship.errors import InputError
 from flowship.events import Candidate, Event
 from flowship.images.inputs import deps_tag
@@ -74,6 +74,8 @@ def make_plan(
         partial = analyse_partial(config, tree, base_sha, changes, base_names, cache)
     if partial is not None:  # an ordinary commit: only what the change reaches was read
         analysis, found = partial
+        # A changed flow file that is not read (now a symlink, say) is a problem, so it never deletes.
+        found = with_unreadable(found, tree, config.flows, only=[c.path for c in changes])
     else:
         found = discover_tree(tree, config.flows, cache)
         if base_sha is None:
@@ -172,6 +174,7 @@ class _Blobs:
     def __init__(self, config: Config, files: dict[str, str]):
         self.root = config.root
         self.files = files
+        self.unreadable: dict[str, str] = {}
 
     def read(self, ids: Iterable[str]) -> dict[str, bytes]:
         return git.read_blobs(self.root, ids)

@@ -12,9 +12,10 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from flowship import globs
 from flowship.errors import ConfigError
 
 PYPROJECT = "pyproject.toml"
@@ -131,11 +132,11 @@ def parse_config(text: str, *, root: Path, env: Mapping[str, str]) -> Config:
     _check_keys("tool.flowship.pools", pools, _POOLS)
     return Config(
         root=root,
-        flows=_str("tool.flowship.flows", table.get("flows", "flows")).strip("/"),
+        flows=_inside("tool.flowship.flows", _str("tool.flowship.flows", table.get("flows", "flows"))).strip("/"),
         default_branch=_str("tool.flowship.default-branch", table.get("default-branch", "main")),
         project=_str("tool.flowship.project", table.get("project", "flowship")),
         data={
-            glob: _strs(f"tool.flowship.data.{glob!r}", names)
+            _glob("tool.flowship.data", glob): _strs(f"tool.flowship.data.{glob!r}", names)
             for glob, names in _table("tool.flowship.data", table.get("data", {})).items()
         },
         images={
@@ -189,9 +190,9 @@ def _image(name: str, spec: Any) -> ImageFamily:
     args = _table(f"{key}.args", spec.get("args", {}))
     return ImageFamily(
         name=name,
-        template=_opt_str(f"{key}.template", spec.get("template")),
-        requirements=_strs(f"{key}.requirements", spec.get("requirements", [])),
-        context=_strs(f"{key}.context", spec.get("context", [])),
+        template=_inside(f"{key}.template", _opt_str(f"{key}.template", spec.get("template"))),
+        requirements=tuple(_inside(f"{key}.requirements", r) for r in _strs(f"{key}.requirements", spec.get("requirements", []))),
+        context=tuple(_glob(f"{key}.context", g) for g in _strs(f"{key}.context", spec.get("context", []))),
         args={k: str(v) for k, v in args.items()},
         platform=_str(f"{key}.platform", spec.get("platform", "linux/amd64")),
     )
@@ -256,6 +257,25 @@ def _str(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{key} must be a non-empty string, not {value!r}.")
     return value
+
+
+def _inside(key: str, path: Any) -> Any:
+    """A repository-relative path: never absolute, never through `..`, so nothing outside the repository is read."""
+    if isinstance(path, str) and (PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts
+                                  or "\\" in path or "\0" in path):
+        raise ConfigError(f"{key} must be a path inside the repository (relative, no `..`), not {path!r}.")
+    return path
+
+
+def _glob(key: str, pattern: str) -> str:
+    # `..` can never match a repository path, but it says the author expects one outside.
+    if ".." in PurePosixPath(pattern.lstrip("/")).parts or "\0" in pattern:
+        raise ConfigError(f"{key}: {pattern!r} must name paths inside the repository (no `..`).")
+    try:
+        globs.check(pattern)
+    except globs.GlobError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    return pattern
 
 
 def _opt_str(key: str, value: Any) -> str | None:

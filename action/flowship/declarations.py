@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from flowship import limits
 from flowship.errors import InputError, MachineError
 from flowship.workflow import AwsEcsImage, AwsEcsMachine, Cron, Interval, Workflow
 
@@ -32,6 +33,7 @@ _CALLABLE: dict[str, Any] = {"AwsEcsMachine": AwsEcsMachine, "Cron": Cron, "Inte
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow}
 _LARGEST = 10**15
+_WORKFLOW_BINDINGS = {"Workflow", "mod:flowship", "mod:flowship.workflow"}
 HOW = "write it inline as a literal, AwsEcsMachine(...), AwsEcsImage.<name>, Cron(...), Interval(...) or timedelta(...)"
 
 
@@ -83,7 +85,22 @@ class Unreadable(Exception):
 
 
 def analyze(source: bytes) -> ModuleFacts:
-    """The workflow declarations and @flow functions of one module's source."""
+    """The workflow declarations and @flow functions of one module's source.
+
+    Bounded work whatever the file holds: a file over `limits.MAX_FILE_BYTES`
+    is not parsed, and nesting too deep for the parser (a 5,000-term `1+1+...`)
+    or memory it cannot get is a problem at line 1 of that file alone, so one
+    hostile file never stops discovery of the others.
+    """
+    if len(source) > limits.MAX_FILE_BYTES:
+        return ModuleFacts((1, limits.TOO_LARGE), (), ())
+    try:
+        return _analyze(source)
+    except (RecursionError, MemoryError):
+        return ModuleFacts((1, limits.TOO_DEEP), (), ())
+
+
+def _analyze(source: bytes) -> ModuleFacts:
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
@@ -93,6 +110,7 @@ def analyze(source: bytes) -> ModuleFacts:
     names = _bindings(tree)
     declared: list[Declared] = []
     flows: list[FlowFunction] = []
+    at_top: set[int] = set()
     for stmt in tree.body:
         value = None
         if isinstance(stmt, ast.Assign | ast.AnnAssign):
@@ -100,18 +118,35 @@ def analyze(source: bytes) -> ModuleFacts:
         elif isinstance(stmt, ast.Expr):
             value = stmt.value
         if isinstance(value, ast.Call) and _meaning(value.func, names) == "Workflow":
+            at_top.add(id(value))
             declared.append(_declaration(value, names))
         elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
             flow = _flow_function(stmt, names, source)
             if flow is not None:
                 flows.append(flow)
+    # A declaration under `if`, `try`, `with` or in a function may or may not
+    # run, so it cannot be read statically; were it skipped, the flow would
+    # look deleted and its production deployment would go (docs/changes.md).
+    nested = sorted(
+        node.lineno for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and id(node) not in at_top and _meaning(node.func, names) == "Workflow"
+    ) if _WORKFLOW_BINDINGS.intersection(names.values()) else []
+    declared.extend(Declared(line, None, None, (line, NOT_AT_TOP)) for line in nested)
     return ModuleFacts(None, tuple(declared), tuple(flows))
 
 
+NOT_AT_TOP = ("Workflow(...) must be a statement at module level (not under if, try or with, nor in a function "
+              "or class), so flowship can read it without running the module")
+
+
 def _bindings(tree: ast.Module) -> dict[str, str]:
-    """Local name -> what it means: "Workflow", "flow", "mod:flowship", "mod:prefect", ..."""
+    """Local name -> what it means: "Workflow", "flow", "mod:flowship", "mod:prefect", ...
+
+    Imports are read wherever they are (under `if TYPE_CHECKING:` or `try:`
+    too), so a declaration that uses such a name is still recognised.
+    """
     names: dict[str, str] = {}
-    for stmt in tree.body:
+    for stmt in ast.walk(tree):
         if isinstance(stmt, ast.ImportFrom) and stmt.module in _MODULES and stmt.level == 0:
             exported = _MODULES[stmt.module]
             for alias in stmt.names:

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from flowship import git
+from flowship import git, limits
 from flowship.cache import ParseCache
 from flowship.config import Config
-from flowship.declarations import ModuleFacts, analyze
+from flowship.declarations import NOT_AT_TOP, ModuleFacts, analyze
 from flowship.errors import InputError, Problem
 from flowship.imports import scan_imports
 from flowship.workflow import Workflow
@@ -74,6 +74,8 @@ class Tree(Protocol):
 
     files: Mapping[str, str]  # repo-relative path -> content id (a blob sha, or the path)
     cacheable: bool  # whether content ids name content (so results may be cached by them)
+    # `.py` paths that are not read (a symlink, a FIFO, too large) -> why; each is a problem at line 1.
+    unreadable: dict[str, str]
 
     def read(self, ids: Iterable[str]) -> dict[str, bytes]: ...
 
@@ -86,7 +88,10 @@ class WorkTree:
     def __init__(self, root: Path, under: str):
         self.root = root
         base = root / under if under else root
-        self.files = {}
+        self.files: dict[str, str] = {}
+        self.unreadable: dict[str, str] = {}
+        # os.walk does not follow directory symlinks; file symlinks, FIFOs and
+        # devices are refused when read (limits.read_regular), never opened.
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
             for name in sorted(filenames):
@@ -95,7 +100,13 @@ class WorkTree:
                     self.files[path] = path
 
     def read(self, ids: Iterable[str]) -> dict[str, bytes]:
-        return {path: (self.root / path).read_bytes() for path in ids}
+        found = {}
+        for path in ids:
+            try:
+                found[path] = limits.read_regular(self.root / path)
+            except limits.NotReadable as exc:
+                self.unreadable[path] = exc.message
+        return found
 
 
 class CommitTree:
@@ -106,7 +117,13 @@ class CommitTree:
     def __init__(self, root: Path, sha: str):
         self.root = root
         self.sha = sha
-        self.files = git.ls_tree(root, sha)
+        entries = git.ls_tree_modes(root, sha)
+        # A committed symlink's blob is its target's name, not Python: never parsed as a module.
+        self.files = {path: sha for path, (mode, sha) in entries.items() if mode != git.SYMLINK_MODE}
+        self.unreadable = {
+            path: limits.NOT_REGULAR for path, (mode, _) in entries.items()
+            if mode == git.SYMLINK_MODE and path.endswith(".py")
+        }
 
     def read(self, ids: Iterable[str]) -> dict[str, bytes]:
         return git.read_blobs(self.root, ids)
@@ -172,12 +189,30 @@ def discover(config: Config) -> Discovery:
             f"the flows directory {config.flows!r} does not exist in {config.root}; "
             "create it or set `flows` under [tool.flowship] in pyproject.toml."
         )
+    root = config.root.resolve()
+    if not (config.root / config.flows).resolve().is_relative_to(root):
+        raise InputError(f"the flows directory {config.flows!r} leads outside {config.root} (a symlink); "
+                         "flowship reads only files inside the repository.")
     return discover_tree(WorkTree(config.root, config.flows), config.flows)
 
 
 def discover_tree(tree: Tree, flows_dir: str, cache: ParseCache | None = None) -> Discovery:
     facts = analysed(tree, "flows", python_files(tree, flows_dir), cache)
-    return combine({path: ModuleFacts.from_cache(data) for path, data in facts.items()})
+    found = combine({path: ModuleFacts.from_cache(data) for path, data in facts.items()})
+    return with_unreadable(found, tree, flows_dir, None)
+
+
+def with_unreadable(found: Discovery, tree: Tree, flows_dir: str, only: Iterable[str] | None) -> Discovery:
+    """`found` plus a problem at line 1 for each flow-directory file that was not read."""
+    prefix = f"{flows_dir}/" if flows_dir else ""
+    wanted = None if only is None else set(only)
+    extra = [
+        Problem(path, 1, message) for path, message in sorted(tree.unreadable.items())
+        if path.startswith(prefix) and (wanted is None or path in wanted)
+    ]
+    if not extra:
+        return found
+    return Discovery(found.records, sorted([*found.problems, *extra], key=lambda p: (p.file, p.line)))
 
 
 def discover_partly(
@@ -253,6 +288,7 @@ def pair(path: str, facts: ModuleFacts) -> tuple[list[WorkflowRecord], list[Prob
     if not facts.declared:
         return [], []
     problems = [
+        Problem(path, *extra.problem) if extra.problem and extra.problem[1] == NOT_AT_TOP else
         Problem(path, extra.line, f"a module declares one workflow, and this one already has Workflow(...) "
                 f"at line {facts.declared[0].line}; move this flow to its own module")
         for extra in facts.declared[1:]

@@ -156,17 +156,25 @@ def diff(root: Path | str, base: str, head: str) -> list[Change]:
 
 def ls_tree(root: Path | str, rev: str, *paths: str) -> dict[str, str]:
     """Every file of a commit (below the directory git runs in, or below `paths`): path -> blob sha."""
+    return {path: sha for path, (_mode, sha) in ls_tree_modes(root, rev, *paths).items()}
+
+
+SYMLINK_MODE = "120000"
+
+
+def ls_tree_modes(root: Path | str, rev: str, *paths: str) -> dict[str, tuple[str, str]]:
+    """Every file of a commit: path -> (git mode, blob sha); a symlink's mode is `SYMLINK_MODE`."""
     if rev.startswith("-"):
         raise InputError(f"unknown revision {rev!r}.")
     out = run(root, "ls-tree", "-r", "-z", rev, *(("--", *paths) if paths else ())).stdout
-    files: dict[str, str] = {}
+    files: dict[str, tuple[str, str]] = {}
     for entry in out.decode("utf-8", "surrogateescape").split("\0"):
         if not entry:
             continue
         meta, _, path = entry.partition("\t")
-        _mode, kind, sha = meta.split(" ")
+        mode, kind, sha = meta.split(" ")
         if kind == "blob":  # submodules are commits, not files
-            files[path] = sha
+            files[path] = (mode, sha)
     return files
 
 

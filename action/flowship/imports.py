@@ -63,6 +63,8 @@ def scan_imports(source: bytes) -> tuple[RawImport, ...]:
             tree = ast.parse(snippet)
         except (SyntaxError, ValueError):
             continue  # prose in a docstring, not an import
+        except (RecursionError, MemoryError):
+            continue  # a line nested beyond the parser: no import a module could run
         for node in tree.body:
             if isinstance(node, ast.Import):
                 found.extend((0, alias.name, ()) for alias in node.names)

@@ -12,6 +12,7 @@ import io
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from flowship import console, git
@@ -45,6 +46,26 @@ def show(root: Path, sha: str, path: str) -> bytes:
     return data
 
 
+def _inside(skipped: list[str]) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo | None]:
+    """tarfile's `data` filter, except that a link it refuses is left out instead of failing the checkout.
+
+    A commit may hold an absolute symlink or one that climbs out of the
+    repository (a developer's local convenience); it must not stop every
+    flow from deploying, and it must never be followed either.
+    """
+
+    def keep(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+        try:
+            return tarfile.data_filter(member, dest)
+        except tarfile.FilterError:
+            if not (member.issym() or member.islnk()):
+                raise
+            skipped.append(member.name)
+            return None
+
+    return keep
+
+
 def materialize(root: Path, sha: str, dest: Path) -> Path:
     """The commit's tree (below `root`), exactly, in `dest`; made once and reused.
 
@@ -58,8 +79,12 @@ def materialize(root: Path, sha: str, dest: Path) -> Path:
     archive = git.archive(root, sha)
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
+        skipped: list[str] = []
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(work / "tree", filter="data")
+            tar.extractall(work / "tree", filter=_inside(skipped))
+        if skipped:
+            shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+            console.warning(f"left out {len(skipped)} link(s) of {sha[:12]} that point outside the commit: {shown}")
         try:
             (work / "tree").rename(dest)
         except OSError:
