@@ -1,4 +1,5 @@
 import base64
+import json
 from urllib.parse import quote
 
 import pytest
@@ -47,3 +48,23 @@ def test_the_summary_and_stderr_never_carry_the_key(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Sup3r" not in text and "Sup3r" not in err.split("::add-mask::")[-1].split("\n", 1)[1]
     assert f"::add-mask::{KEY}" in err
+
+
+@pytest.mark.integration
+def test_prefect_deployment_fields_never_carry_the_key(repo, prefect_api):
+    """A commit message and a flow's description that quote the key reach Prefect's UI redacted."""
+    from flowship.deploy import LocalTarget, deploy_plan
+    from flowship.scope import Scope
+    from flowship.workflow import Workflow
+    from testing.deployments import FlowRepo, read_back, uid
+
+    flows = FlowRepo.create(repo, prefect_api)
+    name = f"leaky-{uid()}"
+    flows.write_flow(name, Workflow(description=f"see {md(KEY)} and {KEY}", tags=[f"k-{KEY}"],
+                                    parameters={"token": quote(KEY, safe="")}))
+    head = flows.repo.commit(message=f"fix: the server said Authorization: Bearer {KEY}")
+    redact.add(KEY)
+    assert deploy_plan(flows.config, flows.plan(Scope.main(), head, [name]), LocalTarget(flows.config)).ok
+    deployment = read_back(flows.api, [name])[f"{name}/main"]
+    text = json.dumps(deployment)
+    assert "Sup3r" not in text and "***" in deployment["description"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 _ENV_SECRETS = ("PREFECT_API_KEY", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -65,6 +66,17 @@ def redact(text: str) -> str:
     for form in _forms:
         text = text.replace(form, "***")
     return _URL_USERINFO.sub(r"\1***@", text)
+
+
+def redact_json(value: Any) -> Any:
+    """`value` with every string in it (keys too) redacted: what flowship writes to Prefect."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_json(k): redact_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_json(v) for v in value)
+    return value
 
 
 # Any `scheme://user:password@` in text, whoever's it is, loses its password.

@@ -17,6 +17,7 @@ from flowship.config import Config
 from flowship.deploy import vcs
 from flowship.deploy.target import Infrastructure
 from flowship.plan import PlannedWorkflow
+from flowship.redact import redact_json
 from flowship.scope import Scope, deployment_tags
 from flowship.workflow import Cron, Interval
 
@@ -139,7 +140,9 @@ def desired(
         "pull_steps": infra.pull_steps,
         "entrypoint": workflow.entrypoint,
     }
-    return Desired(workflow.name, scope.name, fields, tuple(declared.schedules), active)
+    # A commit message, a flow's description or a parameter may quote a secret
+    # (an echoed error, a pasted URL): Prefect's UI shows these fields to everyone.
+    return Desired(workflow.name, scope.name, redact_json(fields), tuple(declared.schedules), active)
 
 
 def current_fields(deployment: Any) -> dict[str, Any]:
