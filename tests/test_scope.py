@@ -1,4 +1,4 @@
-"""Branch slugs, scopes, deployment names and tags (DESIGN.md's contract)."""
+"""Branch slugs, scopes, deployment names and tags (docs/design.md's contract)."""
 
 from __future__ import annotations
 

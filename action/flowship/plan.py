@@ -1,6 +1,6 @@
 """The Plan: what a commit range asks to deploy, delete and build, and why.
 
-Its JSON (schema 1) is a contract (DESIGN.md): `plan --json` writes it and
+Its JSON (schema 1) is a contract (docs/design.md): `plan --json` writes it and
 `build`/`deploy --plan FILE` read it. Fields beyond the contract's are
 additive (`declaration`, `line`, `deps_tag`) so readers of schema 1 keep working.
 """

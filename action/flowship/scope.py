@@ -1,4 +1,4 @@
-"""Scopes, branch slugs, deployment names and tags (DESIGN.md's contract).
+"""Scopes, branch slugs, deployment names and tags (docs/design.md's contract).
 
 A scope is where a set of deployments lives: `main` for the default branch,
 or a branch slug for previews. The slug is injective: two different branch
