@@ -235,7 +235,7 @@ def test_plan_reads_commits_not_the_working_tree_and_fills_the_cache(repo: Repo)
     mid = repo.commit({"lib/x.py": "X = 2\n", "flows/train.py": flow_importing("train", "import lib.x")})
     repo.write({"flows/train.py": "def broken(:\n"})  # the working tree must not matter
     assert names(plan(repo, base, head=mid)) == ["train"]
-    cache = repo.path / ".git" / "flowship" / f"parse-flows-v{VERSION}.marshal"
+    cache = repo.path / ".git" / "flowship" / f"parse-flows-v{VERSION}.json"
     assert cache.is_file()
     before = cache.stat().st_mtime_ns
     assert names(plan(repo, base, head=mid)) == ["train"]  # warm: same answer, nothing new to write
@@ -264,4 +264,4 @@ def test_the_kept_import_graph_follows_changed_imports(repo: Repo):
     d = repo.commit({"lib/a.py": "X = 2\n"})
     e = repo.commit({"lib/b.py": "Y = 3\n"})
     assert names(plan(repo, d, e, full_scan=True)) == []  # lib/a.py was re-read: it no longer imports lib.b
-    assert (repo.path / ".git" / "flowship" / f"graph-v{VERSION}.marshal").is_file()
+    assert (repo.path / ".git" / "flowship" / f"graph-v{VERSION}.json").is_file()

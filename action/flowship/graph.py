@@ -7,6 +7,10 @@ the sorted list of paths) is stored with that set's signature and each
 module's blob. The next plan with the same set of files re-resolves only the
 modules whose blob changed; a plan where files were added or removed (or
 that has a deleted module in play) resolves everything again.
+
+Like the parse cache, the stored graph is untrusted input (see `flowship.cache`):
+one of another shape, or whose edges point outside the list of paths, is
+ignored and the graph is resolved again, never a crash nor a wrong edge.
 """
 
 from __future__ import annotations
@@ -49,6 +53,27 @@ class ImportGraph:
         return {self.paths[i] for i in seen}
 
 
+def _saved(data: object, signature: str, size: int) -> tuple[list[str], list[tuple[int, ...]]] | None:
+    """The stored (blobs, targets) when `data` is a graph of exactly these paths, else None.
+
+    Every edge must be an index into the paths: a negative one would quietly
+    name another module (Python counts from the end) and a large one crash.
+    """
+    if type(data) is not dict or data.get("signature") != signature:
+        return None
+    blobs, targets = data.get("blobs"), data.get("targets")
+    if type(blobs) is not list or type(targets) is not list or len(blobs) != size or len(targets) != size:
+        return None
+    if not all(type(b) is str for b in blobs):
+        return None
+    edges: list[tuple[int, ...]] = []
+    for outgoing in targets:
+        if type(outgoing) is not list or not all(type(t) is int and 0 <= t < size for t in outgoing):
+            return None
+        edges.append(tuple(outgoing))
+    return blobs, edges
+
+
 def build(
     files: Mapping[str, str],
     head_py: list[str],
@@ -60,11 +85,11 @@ def build(
     """The graph of `head_py` (plus `deleted_py` as targets); `files` maps paths to blob shas."""
     paths = sorted({*head_py, *deleted_py})
     signature = _signature(paths, roots)
-    saved = cache.load(store)
     blobs = [files.get(p, "") for p in paths]
-    if isinstance(saved, dict) and saved.get("signature") == signature and len(saved.get("targets", ())) == len(paths):
-        targets = list(saved["targets"])
-        differ = [i for i, (old, new) in enumerate(zip(saved["blobs"], blobs, strict=True)) if old != new]
+    saved = _saved(cache.load(store), signature, len(paths))
+    if saved is not None:
+        old_blobs, targets = saved
+        differ = [i for i, (old, new) in enumerate(zip(old_blobs, blobs, strict=True)) if old != new]
     else:
         targets = [()] * len(paths)
         differ = list(range(len(paths)))
