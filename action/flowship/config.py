@@ -3,6 +3,8 @@
 This is the only module that reads `os.environ` (through `load_config`'s
 `env` argument, which tests pass explicitly). Unknown or mistyped keys are
 errors naming the key, so a typo never silently falls back to a default.
+A pyproject.toml that cannot be read as TOML at all (not UTF-8, nested too
+deeply, `tool` not a table) is one sentence naming the file, exit 2.
 """
 
 from __future__ import annotations
@@ -117,7 +119,12 @@ def load_config(root: Path | str, env: Mapping[str, str] | None = None) -> Confi
     """Read `<root>/pyproject.toml`; no file or no table means all defaults."""
     root = Path(root)
     path = root / PYPROJECT
-    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    try:
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}); TOML files must be UTF-8.") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}.") from None
     return parse_config(text, root=root, env=os.environ if env is None else env)
 
 
@@ -126,7 +133,12 @@ def parse_config(text: str, *, root: Path, env: Mapping[str, str]) -> Config:
         doc = tomllib.loads(text) if text else {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"pyproject.toml is not valid TOML: {exc}.") from None
-    table = doc.get("tool", {}).get("flowship", {})
+    except RecursionError:  # tomllib recurses once per nested inline table or array
+        raise ConfigError("pyproject.toml nests tables or arrays too deeply to read.") from None
+    tool = doc.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"pyproject.toml's `tool` must be a table, not {type(tool).__name__}.")
+    table = _table("tool.flowship", tool.get("flowship", {}))
     _check_keys("tool.flowship", table, _TOP)
     pools = _table("tool.flowship.pools", table.get("pools", {}))
     _check_keys("tool.flowship.pools", pools, _POOLS)

@@ -105,6 +105,8 @@ def _payload(env: Mapping[str, str]) -> dict[str, Any]:
             payload = json.load(f)
     except OSError as exc:
         raise InputError(f"cannot read the event payload {path}: {exc.strerror}.") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"the event payload {path} is not UTF-8 (byte {exc.start}); GitHub writes it as UTF-8 JSON.") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"the event payload {path} is not JSON ({exc.msg} at line {exc.lineno}).") from None
     if not isinstance(payload, dict):
@@ -120,6 +122,13 @@ def _require(data: Any, *keys: str) -> Any:
         data = data[key]
         where += f".{key}"
     return data
+
+
+def _number(value: Any) -> int:
+    # GitHub sends a positive integer; anything else (a string, a bool, 1.5) is not its payload.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**53:
+        raise InputError(f"the event payload's pull request number {value!r:.40} is not a positive whole number.")
+    return value
 
 
 def _branch_of(ref: str) -> str | None:
@@ -149,7 +158,7 @@ def _push(env: Mapping[str, str], payload: dict[str, Any], default: str, common:
 def _pull_request(payload: dict[str, Any], default: str, common: dict[str, Any]) -> Event:
     action = str(_require(payload, "action"))
     pr = _require(payload, "pull_request")
-    number = int(payload.get("number") or _require(pr, "number"))
+    number = _number(payload["number"] if payload.get("number") is not None else _require(pr, "number"))
     head_repo = (_require(pr, "head").get("repo") or {}).get("full_name")
     fork = head_repo != common["repository"]  # a deleted fork has no head.repo at all
     # A fork's branch is named by its label ("owner:branch"), so it never shares

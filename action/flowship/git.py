@@ -117,6 +117,8 @@ def merge_base(root: Path | str, a: str, b: str) -> str | None:
 def current_branch(root: Path | str) -> str | None:
     """The checked-out branch, or None on a detached HEAD."""
     result = run(root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    if result.returncode != 0 and "not a git repository" in result.stderr:
+        raise _not_a_repository(root)  # not a detached HEAD: there is no HEAD at all
     return (_text(result) or None) if result.returncode == 0 else None
 
 

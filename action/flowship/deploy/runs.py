@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from flowship.errors import FlowshipError, InputError
 from flowship.scope import MAIN, Scope, deployment_name
 
 if TYPE_CHECKING:
+    import httpx
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.objects import FlowRun
 
@@ -53,6 +55,8 @@ def deployment_url(config: Config, deployment_id: UUID) -> str | None:
 
 def start(client: SyncPrefectClient, flow: str, scope: Scope, params: dict[str, Any]) -> FlowRun:
     """A new flow run of `<flow>/<scope>`, with `params` over the deployment's defaults."""
+    import httpx
+
     from prefect.exceptions import ObjectNotFound
 
     name = deployment_name(flow, scope)
@@ -61,7 +65,41 @@ def start(client: SyncPrefectClient, flow: str, scope: Scope, params: dict[str, 
     except ObjectNotFound:
         raise InputError(f"there is no deployment {name}; deploy it first (flowship deploy), "
                          "or check the flow name and --scope.") from None
-    return client.create_flow_run_from_deployment(deployment.id, parameters=params)
+    try:
+        return client.create_flow_run_from_deployment(deployment.id, parameters=params)
+    except httpx.HTTPStatusError as exc:
+        if (problem := _parameter_problem(exc, name)) is not None:
+            raise InputError(problem) from None
+        raise
+
+
+# Prefect answers a run whose parameters fail the deployment's schema with a
+# 409 whose detail is the validation error (prefect.utilities.schema_tools):
+# "Error creating flow run: Validation failed for field 'epochs'. Failure reason: ...".
+_INVALID_FIELD = re.compile(r"Validation failed for field '(?P<field>[^']*)'\. Failure reason: (?P<why>.*)", re.S)
+_INVALID = re.compile(r"Validation failed\. Failure reason: (?P<why>.*)", re.S)
+
+
+def _parameter_problem(exc: httpx.HTTPStatusError, deployment: str) -> str | None:
+    """The sentence for Prefect's 409 to a new run (bad parameters), or None for any other status."""
+    if exc.response.status_code != 409:
+        return None
+    try:
+        body = exc.response.json()
+    except ValueError:
+        body = None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if not isinstance(detail, str) or not detail.strip():
+        return f"Prefect refused to start a run of {deployment} (409); check the --param values."
+    if m := _INVALID_FIELD.search(detail):
+        return f"--param {m['field']} is not valid for {deployment}: {_reason(m['why'])}."
+    if m := _INVALID.search(detail):
+        return f"the parameters are not valid for {deployment}: {_reason(m['why'])}."
+    return f"Prefect refused to start a run of {deployment}: {_reason(detail)}."
+
+
+def _reason(text: str) -> str:
+    return " ".join(text.split()).rstrip(".")[:300]
 
 
 @dataclass(frozen=True)
