@@ -150,6 +150,28 @@ def test_a_well_formed_entry_that_tells_the_truth_about_its_blob_is_used_without
     assert [(w.name, w.line) for w in _plan(repo, warm, base, head).workflows] == [("a", 42)]
 
 
+@pytest.mark.parametrize("side", ["head says no Workflow", "base says prod-billing too"])
+def test_even_a_consistent_forgery_cannot_make_a_deletion(history, tmp_path, side):
+    """A deletion removes production, so the files behind it are parsed again without the cache
+    (changes._confirmed): an entry that names its own blob and lies is believed for everything else."""
+    repo, base, head = history
+    cold = _warm(repo, base, head, tmp_path / "cold")
+    warm = tmp_path / "warm"
+    _warm(repo, base, head, warm)
+    table_file = warm / FLOWS_TABLE
+    table = _read_table(table_file)
+    if side.startswith("head"):
+        head_a = _blob(repo, head, "flows/a.py")
+        table[head_a] = json.dumps([head_a, VERSION, [None, [], []]])
+    else:
+        base_a = _blob(repo, base, "flows/a.py")
+        claimed, version, (error, declared, flows) = json.loads(table[base_a])
+        table[base_a] = json.dumps([base_a, version, [error, declared, [["prod_billing", "prod-billing", 9]]]])
+    _write_table(table_file, table)
+    again = _summary(_plan(repo, warm, base, head))
+    assert again[1] == [] == cold[1]  # nothing deleted
+
+
 def _head_entry(repo: Repo, head: str) -> tuple[str, list]:
     head_a = _blob(repo, head, "flows/a.py")
     return head_a, json.loads(cache.encode(head_a, analyze(A_EDITED.encode()).to_cache()))

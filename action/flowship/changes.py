@@ -34,7 +34,9 @@ from flowship.affected import Analysis, analyse_changes, analyse_partial, family
 from flowship.cache import ParseCache
 from flowship.config import Config
 from flowship.declarations import ModuleFacts
-from flowship.discovery import CommitTree, Discovery, WorkflowRecord, analysed, discover_tree, pair, with_unreadable
+from flowship.discovery import (
+    CommitTree, Discovery, WorkflowRecord, analysed, combine, discover_tree, pair, with_unreadable,
+)
 from flowship.errors import InputError
 from flowship.events import Candidate, Event
 from flowship.images.inputs import deps_tag
@@ -100,6 +102,8 @@ def make_plan(
         _planned(records[name], scope, reasons) for name, reasons in sorted(chosen.items(), key=lambda kv: records[kv[0]].file)
     )
     deletions = _deletions(base_flows, found)
+    if deletions and base_sha is not None:
+        deletions = _confirmed(config, tree, base_sha, changes, deletions)
     images = _images(config, tree, head_sha, planned, analysis, force_rebuild)
     cache.save(keep=tree.files.values())
     return Plan(
@@ -164,6 +168,24 @@ def _deletions(base_flows: Mapping[str, tuple[str, list[str]]], found: Discovery
             continue  # the head file is broken: keep its deployment until it is fixed
         gone.extend(name for name in names if name not in heads)
     return sorted(set(gone))
+
+
+def _confirmed(
+    config: Config, tree: CommitTree, base_sha: str, changes: Sequence[git.Change], deletions: list[str],
+) -> list[str]:
+    """The deletions that hold when the files behind them are parsed again, without the cache.
+
+    A deletion is the one plan entry that removes production, so it never
+    rests on a cache entry alone (a forged or stale one could claim a file
+    declares nothing); the few files involved are cheap to read again.
+    """
+    base_flows = _base_flows(config, base_sha, changes, None)
+    heads = sorted({new for new, names in base_flows.values() if set(names) & set(deletions) and new in tree.files})
+    facts = analysed(tree, "flows", heads, None)
+    found = combine({path: ModuleFacts.from_cache(data) for path, data in facts.items()})
+    kept = {r.name for r in found.records}
+    wanted = set(_deletions(base_flows, found))
+    return [name for name in deletions if name in wanted and name not in kept]
 
 
 class _Blobs:
