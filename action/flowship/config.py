@@ -5,12 +5,23 @@ This is the only module that reads `os.environ` (through `load_config`'s
 errors naming the key, so a typo never silently falls back to a default.
 A pyproject.toml that cannot be read as TOML at all (not UTF-8, nested too
 deeply, `tool` not a table) is one sentence naming the file, exit 2.
+
+`project` names this repository's records, locks and deployment tags on a
+Prefect server that other repositories may share, so its default comes from
+the repository, never a constant: `GITHUB_REPOSITORY` (`owner/name`) in
+GitHub Actions, else the `owner/name` of the `origin` remote's URL, else the
+name of the repository's folder (the directory itself outside git). Both
+`owner/name` forms are lowercased, as GitHub treats them, so a local run and
+CI agree. A flowship project in a subdirectory of its repository appends
+that path (`owner/name/ml/pipelines`), so two projects of one monorepo stay
+apart too.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -146,7 +157,7 @@ def parse_config(text: str, *, root: Path, env: Mapping[str, str]) -> Config:
         root=root,
         flows=_inside("tool.flowship.flows", _str("tool.flowship.flows", table.get("flows", "flows"))).strip("/"),
         default_branch=_str("tool.flowship.default-branch", table.get("default-branch", "main")),
-        project=_str("tool.flowship.project", table.get("project", "flowship")),
+        project=_str("tool.flowship.project", table["project"]) if "project" in table else default_project(root, env),
         data={
             _glob("tool.flowship.data", glob): _strs(f"tool.flowship.data.{glob!r}", names)
             for glob, names in _table("tool.flowship.data", table.get("data", {})).items()
@@ -164,6 +175,50 @@ def parse_config(text: str, *, root: Path, env: Mapping[str, str]) -> Config:
         ecs_pool=_str("tool.flowship.pools.ecs", pools.get("ecs", "flowship-ecs")),
         env=environment(env),
     )
+
+
+_OWNER_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+def default_project(root: Path, env: Mapping[str, str]) -> str:
+    """`project` when pyproject does not set it: the repository's own name (see the module's docstring)."""
+    from flowship import git
+    from flowship.errors import FlowshipError
+
+    top: Path | None = None
+    prefix = ""
+    origin = None
+    try:
+        # One git call for both: `--show-prefix` is root's path below the top level.
+        result = git.run(root, "rev-parse", "--show-toplevel", "--show-prefix", check=False)
+        if result.returncode == 0:
+            lines = result.stdout.decode("utf-8", "surrogateescape").splitlines()
+            top, prefix = Path(lines[0]), (lines[1] if len(lines) > 1 else "").strip("/")
+            remote = git.run(root, "config", "--get", "remote.origin.url", check=False)
+            origin = _owner_name(remote.stdout.decode("utf-8", "surrogateescape").strip())
+    except FlowshipError:  # no git, or no such directory: the folder's name still names it
+        pass
+    repository = env.get("GITHUB_REPOSITORY", "").strip()
+    if _OWNER_NAME.match(repository):
+        name = repository.lower()
+    elif origin:
+        name = origin
+    else:
+        name = (top or root).name or "flowship"
+    return f"{name}/{prefix}" if prefix else name
+
+
+def _owner_name(url: str) -> str | None:
+    """`owner/name` of a remote URL: https://host/owner/name.git, git@host:owner/name, a path."""
+    if "://" in url:
+        url = url.split("://", 1)[1].partition("/")[2]  # past the host (and any credentials)
+    elif ":" in url and not url.startswith("/"):
+        url = url.split(":", 1)[1]  # scp-like git@host:owner/name
+    parts = [part for part in url.split("?", 1)[0].split("/") if part]
+    if len(parts) < 2:
+        return None
+    candidate = f"{parts[-2]}/{parts[-1].removesuffix('.git')}".lower()
+    return candidate if _OWNER_NAME.match(candidate) else None
 
 
 def environment(env: Mapping[str, str]) -> Environment:

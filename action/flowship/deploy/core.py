@@ -23,7 +23,7 @@ from flowship.config import Config
 from flowship.deploy import lease, remote, timeouts, vcs
 from flowship.deploy.client import describe, using
 from flowship.deploy.desired import commit_info, desired, differences, parameter_schema
-from flowship.deploy.state import forget_deployed, read_last_deployed, record_deployed
+from flowship.deploy.state import forget_deployed, other_project, read_last_deployed, record_deployed
 from flowship.deploy.target import Request, Target
 from flowship.errors import FlowshipError, InputError
 from flowship.plan import Plan, PlannedWorkflow
@@ -179,10 +179,19 @@ class _Deployer:
             result.recorded = _record(self.config, self.client, scope, plan.head, self.force)
         return result
 
-    def too_old(self, current: Any) -> str | None:
-        """Why not to touch `current` (not flowship's, or newer than the plan), or None."""
+    def foreign(self, current: Any) -> str | None:
+        """Why `current` is not this project's to change (not flowship's, another project's), or None."""
         if "flowship" not in current.tags:
             return "it was not made by flowship (no `flowship` tag); delete or rename it, or tag it `flowship`"
+        if (other := other_project(self.config.project, list(current.tags))) is not None:
+            return (f"it belongs to the flowship project {other!r}, not {self.config.project!r} (another repository "
+                    "on this Prefect server), and deployment names are per flow and scope; rename one of the flows")
+        return None
+
+    def too_old(self, current: Any) -> str | None:
+        """Why not to touch `current` (someone else's, or newer than the plan), or None."""
+        if reason := self.foreign(current):
+            return reason
         if self.force:
             return None
         # Deployments of one scope mostly run the same few commits: ask git once per commit.
@@ -211,7 +220,7 @@ class _Deployer:
         if workflow.image in self.image_failures:
             raise FlowshipError(f"its {workflow.image!r} image did not build ({self.image_failures[workflow.image]})")
         if current is not None and (reason := self.too_old(current)):
-            if "flowship" not in current.tags:  # someone else's deployment holds the name
+            if self.foreign(current):  # someone else's deployment holds the name
                 raise FlowshipError(f"{full} exists and {reason}")
             return Outcome(full, "skipped", reason, **where, deployment_id=current.id)
         infra = self.target.prepare(Request(workflow, self.scope, head, self.images.get(workflow.image)))
@@ -339,6 +348,9 @@ def _cleanup(config: Config, branch: str, target: Target, client: SyncPrefectCli
         # ignored the filter (or a hand-tagged main) can never lose main.
         if not set(tags) <= set(deployment.tags) or "scope:main" in deployment.tags or deployment.name != scope.name:
             console.warning(f"left {full} alone: its tags or name do not match the preview of {branch}")
+            continue
+        if (other := other_project(config.project, list(deployment.tags))) is not None:
+            console.warning(f"left {full} alone: it is the preview of project {other!r}, not {config.project!r}")
             continue
         try:
             remote.delete(client, deployment.id)

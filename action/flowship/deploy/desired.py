@@ -15,6 +15,7 @@ from typing import Any
 
 from flowship.config import Config
 from flowship.deploy import vcs
+from flowship.deploy.state import project_tag
 from flowship.deploy.target import Infrastructure
 from flowship.plan import PlannedWorkflow
 from flowship.redact import redact_json
@@ -113,6 +114,8 @@ def desired(
 ) -> Desired:
     declared = workflow.workflow
     tags = deployment_tags(scope, commit.sha, gpu=declared.machine.is_gpu, extra=declared.tags)
+    if project_tag(config.project) not in tags:  # whose it is: names are global on a shared server
+        tags.append(project_tag(config.project))
     job_variables = dict(infra.job_variables)
     env = {str(k): str(v) for k, v in dict(job_variables.get("env") or {}).items()}
     if declared.retries is not None:

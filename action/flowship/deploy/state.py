@@ -4,10 +4,17 @@ Planning compares from that commit, so a pipeline that failed or was skipped
 is caught up by the next one. It lives in a Prefect Variable per scope
 (names allow only lowercase letters, digits, `-` and `_`), next to the
 deployments it describes: no extra store, and a new runner sees it.
+
+Records, locks and deployments are per project (`[tool.flowship] project`,
+by default the repository's own name), so repositories sharing one Prefect
+server never read each other's record. Deployment names are `<flow>/<scope>`
+and so global on the server; a `project:<project>` tag says whose each one
+is, and a deploy never writes over, or deletes, another project's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import TYPE_CHECKING
 
@@ -18,14 +25,46 @@ from flowship.scope import Scope
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
 
-_NOT_NAME = re.compile(r"[^a-z0-9-]+")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_CLEAN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # never `--`, never `_`
+PROJECT_MAX = 100  # leaves room in Prefect's 255 for the prefix, a 40-character scope and `_lock`
+PROJECT_TAG = "project:"
+
+
+def project_key(project: str) -> str:
+    """`project` as a Prefect name, injective over project strings.
+
+    A project that already is a clean name (lowercase letters, digits, single
+    `-`) is kept, so existing records stay where they are; any other
+    (`octo/flows`, `my_proj`, `My-Proj`) becomes its cleaned stem, `--` and 8
+    hex of the sha256 of the exact string. A clean name never holds `--`, so
+    the two forms never meet, and `my_proj` and `my-proj` never share a record.
+    """
+    if len(project) <= PROJECT_MAX and _CLEAN.match(project):
+        return project
+    digest = hashlib.sha256(project.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    stem = re.sub(r"[^a-z0-9]+", "-", project.lower()).strip("-")[: PROJECT_MAX - 10].rstrip("-")
+    return f"{stem or 'p'}--{digest}"
+
+
+def project_tag(project: str) -> str:
+    """The tag that says which project made a deployment: the exact project string."""
+    return f"{PROJECT_TAG}{project}"
+
+
+def other_project(project: str, tags: list[str]) -> str | None:
+    """The project a deployment's tags name, when it is not `project` (None when it is ours or untagged).
+
+    Deployments flowship made before projects were tagged carry no such tag;
+    they are adopted, and tagged, by the next deploy.
+    """
+    owners = [t[len(PROJECT_TAG):] for t in tags if t.startswith(PROJECT_TAG)]
+    return None if not owners or project in owners else owners[0]
 
 
 def variable_name(config: Config, scope: Scope) -> str:
-    """`flowship_deployed_<project>_<scope>`: project and scope hold no `_`, so it is unambiguous."""
-    project = _NOT_NAME.sub("-", config.project.lower()).strip("-") or "flowship"
-    return f"flowship_deployed_{project}_{scope.name}"
+    """`flowship_deployed_<project key>_<scope>`: neither part holds `_`, so it is unambiguous."""
+    return f"flowship_deployed_{project_key(config.project)}_{scope.name}"
 
 
 def read_last_deployed(config: Config, scope: Scope, *, client: SyncPrefectClient | None = None) -> str | None:
