@@ -49,6 +49,8 @@ class DispatchInputs:
     run: bool = False
     wait: bool = False
     ref: str | None = None  # a commit or ref to deploy instead of the dispatched one (rollback)
+    # The dispatched branch's head (GITHUB_SHA): a rollback must be one of its ancestors.
+    branch_head: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,11 +214,12 @@ def _dispatch(env: Mapping[str, str], payload: dict[str, Any], default: str, com
         raise InputError("the workflow_dispatch payload's inputs are not an object.")
     flows = tuple(f for f in re.split(r"[\s,]+", str(raw.get("flows") or "")) if f)
     rollback = str(raw.get("sha") or raw.get("ref") or "").strip() or None
+    tip = env.get("GITHUB_SHA") or None
     inputs = DispatchInputs(
         flows=flows, force_rebuild=_flag(raw, "force_rebuild"), run=_flag(raw, "run"),
-        wait=_flag(raw, "wait"), ref=rollback,
+        wait=_flag(raw, "wait"), ref=rollback, branch_head=tip,
     )
-    head = rollback or env.get("GITHUB_SHA") or ""
+    head = rollback or tip or ""
     if not head:
         raise InputError("the workflow_dispatch event names no commit (GITHUB_SHA is not set).")
     scope = Scope.for_branch(branch, default)

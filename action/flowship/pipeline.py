@@ -111,6 +111,8 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
     flows = options.flows or event.inputs.flows
     force_rebuild = options.force_rebuild or event.inputs.force_rebuild
     rollback = event.inputs.ref is not None
+    if rollback:
+        _check_rollback(config, event)
     with console.group("Plan"):
         base = None if (event.everything and not flows) else _base(config, event, options)
         run.plan = plan = _plan(config, event, base=base, flows=flows, force_rebuild=force_rebuild)
@@ -151,6 +153,31 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
             # The action's `run` input waits (so the job shows the runs' outcome);
             # a manual dispatch chooses with its own `wait` input.
             _start_runs(config, run, live, wait=options.run_after_deploy or event.inputs.wait)
+
+
+def _check_rollback(config: Config, event: Event) -> None:
+    """A rollback deploys a commit the dispatched branch already had, never another line's.
+
+    It is deployed with force over newer commits and recorded as the scope's
+    last deploy, so a commit of an unmerged branch would put code no one
+    merged into production; an older commit of the branch is a real rollback.
+    """
+    from flowship import git
+    from flowship.deploy import vcs
+
+    assert event.scope is not None and event.head is not None
+    branch, tip = event.scope.branch, event.inputs.branch_head
+    sha = git.rev_parse(config.root, event.head)
+    if not tip:
+        raise InputError(f"cannot check that {sha[:12]} is a commit of {branch}, as GITHUB_SHA does not name "
+                         "the branch's head; run the rollback from GitHub Actions.")
+    ancestry = vcs.is_ancestor(config.root, sha, tip)
+    if ancestry is None:
+        raise InputError(f"cannot check that {sha[:12]} is a commit of {branch}, as its head {tip[:12]} is not "
+                         "in this clone; fetch the full history (actions/checkout with fetch-depth: 0).")
+    if not ancestry:
+        raise InputError(f"a rollback deploys a commit of {branch}, and {sha[:12]} is not one (not an ancestor "
+                         f"of its head {tip[:12]}); merge it first, or dispatch on the branch that has it.")
 
 
 def _base(config: Config, event: Event, options: Options) -> str | None:
