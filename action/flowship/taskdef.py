@@ -45,14 +45,18 @@ CONTAINER_KEYS = (
 def family_name(project: str, flow: str, scope: Scope) -> str:
     """`<project>-<flow>--<scope>` in ECS's family characters, at most 255.
 
-    A flow name that had to change (characters ECS does not allow, `--`
-    inside it, or length) gets a short hash of the original, so two flows
-    never share a family.
+    A flow or project name that had to change (characters ECS does not
+    allow, `--` inside it, or length) gets a short hash of the original, so
+    two flows or two projects never share a family.
     """
     clean = _FAMILY_CHARS.sub("-", flow).strip("-")
     while SCOPE_SEPARATOR in clean:
         clean = clean.replace(SCOPE_SEPARATOR, "-")
     prefix = _FAMILY_CHARS.sub("-", project).strip("-") or "flowship"
+    while SCOPE_SEPARATOR in prefix:
+        prefix = prefix.replace(SCOPE_SEPARATOR, "-")
+    if prefix != project:  # `octo/flows` and `octo-flows` are two projects: never one family
+        prefix = f"{prefix[:64]}-{hashlib.sha256(project.encode()).hexdigest()[:8]}"
     room = FAMILY_MAX - len(prefix) - len(SCOPE_SEPARATOR) - len(scope.name) - 1
     if clean != flow or len(clean) > room or not clean:
         digest = hashlib.sha256(flow.encode()).hexdigest()[:8]
