@@ -76,13 +76,19 @@ def scan_imports(source: bytes) -> tuple[RawImport, ...]:
 
 
 def _logical_line(source: bytes, start: int) -> bytes:
-    """From `start` to the end of its logical line: through brackets, backslashes, up to `;`."""
+    """From `start` to the end of its logical line: through `(...)`, backslashes, up to `;`.
+
+    The only bracket an import statement has is `from m import (...)`, and
+    inside it only names, commas, whitespace and comments; the walk stops at
+    anything else. So each walk ends by the next statement at the latest and
+    a file of many unclosed `import (` costs linear time, not quadratic.
+    """
     end = source.find(b"\n", start)
     end = len(source) if end < 0 else end
     line = source[start:end]
     if b"(" not in line and b"\\" not in line and b";" not in line:
         return line  # the common case: one plain line
-    depth = 0
+    inside = False
     i = start
     n = len(source)
     while i < n:
@@ -91,19 +97,28 @@ def _logical_line(source: bytes, start: int) -> bytes:
             nl = source.find(b"\n", i)
             i = n if nl < 0 else nl
             continue
-        if c == 0x28:
-            depth += 1
-        elif c == 0x29:
-            depth -= 1
-        elif c == 0x5C and source[i + 1:i + 2] == b"\n":  # a backslash continuation
+        if c == 0x5C and source[i + 1:i + 2] == b"\n":  # a backslash continuation
             i += 2
             continue
-        elif c == 0x3B and depth <= 0:  # ';' ends the statement
-            break
-        elif c == 0x0A and depth <= 0:
+        if c == 0x28:
+            if inside:
+                break  # no import nests brackets: this is no import
+            inside = True
+        elif c == 0x29:
+            if not inside:
+                break
+            inside = False
+        elif inside:
+            if c not in _IN_LIST:
+                break
+        elif c in (0x3B, 0x0A):  # ';' or a newline ends the statement
             break
         i += 1
     return source[start:i].replace(b"\\\n", b" ")
+
+
+# What may stand between `import (` and `)`: names (ASCII or not), `as`, commas, whitespace.
+_IN_LIST = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_, \t\r\n\x0c") | frozenset(range(0x80, 0x100))
 
 
 class Resolver:
