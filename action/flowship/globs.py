@@ -96,7 +96,9 @@ def _compile(pattern: str) -> _Glob:
                and (n == 0 or tokens[n - 1][0] not in (_STAR, _ANY, _DIRS)))
     regex = None
     if runs <= 1:
-        regex = re.compile("".join(re.escape(t) if k == _LIT else t for k, t, _ in tokens) + "(?:/.*)?")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            regex = re.compile("".join(re.escape(t) if k == _LIT else t for k, t, _ in tokens) + "(?:/.*)?")
     return _Glob(tuple(tokens), prefix, regex)
 
 
