@@ -162,7 +162,7 @@ def _deletions(base_flows: Mapping[str, tuple[str, list[str]]], found: Discovery
     """Flow names declared at base in changed files that no head workflow carries any more."""
     heads = {r.name for r in found.records}
     troubled = {p.file for p in found.problems}
-    gone = []
+    gone: list[str] = []
     for new, names in base_flows.values():
         if new in troubled:
             continue  # the head file is broken: keep its deployment until it is fixed

@@ -78,7 +78,7 @@ class ModuleFacts:
 
 
 class Unreadable(Exception):
-    def __init__(self, node: ast.AST, message: str):
+    def __init__(self, node: ast.AST | _At, message: str):
         super().__init__(message)
         self.line = getattr(node, "lineno", 1)
         self.message = message
@@ -253,7 +253,8 @@ def _evaluate(node: ast.AST, names: dict[str, str]) -> Any:
     if isinstance(node, ast.Dict):
         if any(k is None for k in node.keys):
             raise Unreadable(node, f"a `**` inside a dict cannot be read statically; {HOW}")
-        return {_evaluate(k, names): _evaluate(v, names) for k, v in zip(node.keys, node.values, strict=True)}
+        return {_evaluate(k, names): _evaluate(v, names)  # type: ignore[arg-type]  # None keys refused above
+                for k, v in zip(node.keys, node.values, strict=True)}
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         value = _evaluate(node.operand, names)
         if isinstance(value, int | float) and not isinstance(value, bool):

@@ -72,10 +72,14 @@ class Discovery:
 class Tree(Protocol):
     """One version of the repository's files."""
 
-    files: Mapping[str, str]  # repo-relative path -> content id (a blob sha, or the path)
-    cacheable: bool  # whether content ids name content (so results may be cached by them)
-    # `.py` paths that are not read (a symlink, a FIFO, too large) -> why; each is a problem at line 1.
-    unreadable: dict[str, str]
+    @property
+    def files(self) -> Mapping[str, str]: ...  # repo-relative path -> content id (a blob sha, or the path)
+
+    @property
+    def cacheable(self) -> bool: ...  # whether content ids name content (so results may be cached by them)
+
+    @property
+    def unreadable(self) -> dict[str, str]: ...  # `.py` paths not read (a symlink, FIFO, too large) -> why
 
     def read(self, ids: Iterable[str]) -> dict[str, bytes]: ...
 

@@ -80,7 +80,7 @@ def read_event(env: Mapping[str, str], *, default_branch: str | None = None) -> 
     if not name:
         raise InputError("GITHUB_EVENT_NAME is not set; `flowship ci` reads the event of a GitHub Actions run.")
     payload = _payload(env)
-    repo = payload.get("repository") if isinstance(payload.get("repository"), dict) else {}
+    repo: dict[str, Any] = payload["repository"] if isinstance(payload.get("repository"), dict) else {}
     default = default_branch or repo.get("default_branch") or "main"
     common: dict[str, Any] = {
         "name": name,
@@ -148,7 +148,7 @@ def _push(env: Mapping[str, str], payload: dict[str, Any], default: str, common:
     if not head or not _SHA.match(head):
         raise InputError("the push event names no head commit (payload.after or GITHUB_SHA).")
     before = payload.get("before")
-    bases = ()
+    bases: tuple[Candidate, ...] = ()
     if isinstance(before, str) and _SHA.match(before) and before != ZERO_SHA:
         bases = (Candidate("commit", before, "the push's previous head"),)
     scope = Scope.for_branch(branch, default)

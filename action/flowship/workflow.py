@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from flowship.errors import MachineError
 
@@ -272,10 +272,15 @@ class Workflow:
             ):
                 raise MachineError(name, value, f"it must be a number of seconds, 0-{MAX_SECONDS}")
 
+    @property
+    def schedule_list(self) -> tuple[Schedule, ...]:
+        """`schedules` as `__post_init__` left them: only `Cron` and `Interval`."""
+        return cast(tuple[Schedule, ...], self.schedules)
+
     def schedules_json(self) -> list[dict[str, Any]]:
         return [
             {"cron": s.cron, "timezone": s.timezone} if isinstance(s, Cron) else {"interval": s.seconds}
-            for s in self.schedules
+            for s in self.schedule_list
         ]
 
     def to_json(self) -> dict[str, Any]:

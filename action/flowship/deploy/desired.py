@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -113,7 +114,7 @@ def desired(
     schema: dict[str, Any],
 ) -> Desired:
     declared = workflow.workflow
-    tags = deployment_tags(scope, commit.sha, gpu=declared.machine.is_gpu, extra=declared.tags)
+    tags = deployment_tags(scope, commit.sha, gpu=declared.machine.is_gpu, extra=list(declared.tags))
     if project_tag(config.project) not in tags:  # whose it is: names are global on a shared server
         tags.append(project_tag(config.project))
     job_variables = dict(infra.job_variables)
@@ -136,7 +137,7 @@ def desired(
         "parameters": dict(declared.parameters),
         "parameter_openapi_schema": schema,
         "enforce_parameter_schema": True,
-        "schedules": _ordered([schedule_key(s, active) for s in declared.schedules]),
+        "schedules": _ordered([schedule_key(s, active) for s in declared.schedule_list]),
         "concurrency_limit": declared.concurrency_limit,
         "work_pool_name": pool,
         "job_variables": job_variables,
@@ -145,7 +146,7 @@ def desired(
     }
     # A commit message, a flow's description or a parameter may quote a secret
     # (an echoed error, a pasted URL): Prefect's UI shows these fields to everyone.
-    return Desired(workflow.name, scope.name, redact_json(fields), tuple(declared.schedules), active)
+    return Desired(workflow.name, scope.name, redact_json(fields), declared.schedule_list, active)
 
 
 def current_fields(deployment: Any) -> dict[str, Any]:
@@ -202,7 +203,8 @@ def schedule_creates(want: Desired) -> list[Any]:
 
     out = []
     for index, s in enumerate(want.schedules):
-        raw = CronSchedule(cron=s.cron, timezone=s.timezone) if isinstance(s, Cron) else IntervalSchedule(interval=s.seconds)
+        raw = (CronSchedule(cron=s.cron, timezone=s.timezone) if isinstance(s, Cron)
+               else IntervalSchedule(interval=timedelta(seconds=s.seconds)))
         # A stable slug lets Prefect match a schedule across updates.
         out.append(DeploymentScheduleCreate(schedule=raw, active=want.schedules_active, slug=f"flowship-{index}"))
     return out

@@ -137,7 +137,7 @@ def follow(
         state = flow_run.state
         if state is not None and state.name != seen_state:
             seen_state = state.name
-            on_state(state.name, state.message)
+            on_state(state.name or str(state.type), state.message)
         seen_logs += read_logs()
         if state is not None and state.is_final():
             drain = drain or 3

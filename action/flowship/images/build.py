@@ -9,7 +9,7 @@ the flows that need it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowship import console
 from flowship.config import Config
@@ -18,6 +18,9 @@ from flowship.images import render, source
 from flowship.images.inputs import deps_tag as compute_deps_tag
 from flowship.images.registry import Registry, open_registry
 from flowship.plan import Plan
+
+if TYPE_CHECKING:  # the docker SDK stays off the planning path
+    from flowship.images.daemon import Daemon
 
 
 @dataclass(frozen=True)
@@ -92,15 +95,15 @@ def build_images(config: Config, plan: Plan, *, force: bool = False, client: Any
     return result
 
 
-def _daemon(client: Any):
+def _daemon(client: Any) -> Daemon:
     from flowship.images.daemon import Daemon
 
     return Daemon(client)
 
 
 def _build_family(
-    config: Config, family: str, commit: source.Commit, registry: Registry, daemon, auth,
-    *, code_tag: str, planned_deps: str | None, force: bool,
+    config: Config, family: str, commit: source.Commit, registry: Registry, daemon: Daemon,
+    auth: dict[str, str] | None, *, code_tag: str, planned_deps: str | None, force: bool,
 ) -> FamilyImages:
     remote = registry.remote
     spec = render.resolve_family(config, family, commit.read)
@@ -140,4 +143,5 @@ def _build_family(
         code_digest = daemon.push(remote, code_tag, auth)
     else:
         console.info(f"{remote.tagged(code_tag)}: in the registry ({code_digest}); not rebuilt")
+    assert code_digest is not None  # pushed above, or found in the registry
     return FamilyImages(family, deps, code_tag, remote.by_digest(code_digest), deps_built, code_built)

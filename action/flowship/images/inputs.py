@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from flowship.config import Config, ImageFamily
 from flowship.images.render import Reader, deps_files, render_deps, resolve_family
@@ -48,7 +48,7 @@ def deps_tag(config: Config, family: str, read: Reader, files: Iterable[str] | N
     return f"{family}-deps-{_digest(family, dockerfile, inputs, spec.args, spec.platform)}"
 
 
-def _digest(family: str, dockerfile: str, inputs: dict[str, bytes], args, platform: str) -> str:
+def _digest(family: str, dockerfile: str, inputs: dict[str, bytes], args: Mapping[str, str], platform: str) -> str:
     document = {
         "recipe": RECIPE,
         "family": family,

@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 from flowship.config import Config, ImageFamily
 from flowship.errors import InputError
@@ -145,7 +146,7 @@ def deps_files(spec: FamilySpec, read: Reader, files: Iterable[str] | None) -> d
     return out
 
 
-def _environment():
+def _environment() -> Any:
     import jinja2
 
     env = jinja2.Environment(
