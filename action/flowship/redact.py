@@ -13,6 +13,8 @@ import base64
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from flowship.markdown import escape  # the report's own escaping
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 _ENV_SECRETS = ("PREFECT_API_KEY", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -41,9 +43,7 @@ def add(secret: str | None) -> None:
     if not secret or len(secret) < _MIN or secret in _secrets:
         return
     _secrets.append(secret)
-    from flowship.report import md  # the same escaping the report applies
-
-    _spellings[secret] = forms = {secret, md(secret), quote(secret, safe=""), quote_plus(secret), quote(secret)}
+    _spellings[secret] = forms = {secret, escape(secret), quote(secret, safe=""), quote_plus(secret), quote(secret)}
     raw = secret.encode()
     for k in range(3):  # the secret at any byte offset inside a longer base64 text
         enc = base64.b64encode(b"\0" * k + raw).decode().rstrip("=")

@@ -11,12 +11,12 @@ HTML tag, a mention or a table cell of its own.
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Literal
 
 from flowship.github import COMMENT_MARKER
+from flowship.markdown import code_block, escape
 from flowship.plan import Plan
 from flowship.redact import redact
 from flowship.scope import Scope
@@ -73,26 +73,11 @@ class Report:
 
 
 # -- escaping ------------------------------------------------------------------
-_PUNCT = re.compile(r"([!\"#$%'()*+,\-./:;=?\[\\\]^_`{|}~])")  # ASCII punctuation but & < >
-_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-
 
 def md(text: object) -> str:
-    """Inline Markdown for a value someone else chose: ASCII punctuation
-    backslash-escaped (CommonMark makes each a literal), `&<>` as entities,
-    line breaks flattened to spaces, and `@` broken so it mentions no one."""
-    flat = " ".join(redact(str(text)).splitlines())  # before escaping, which would hide a secret from it
-    escaped = _PUNCT.sub(r"\\\1", flat)
-    # HTML's own characters as entities: no tag, in any renderer.
-    escaped = re.sub(r"[&<>]", lambda m: _ENTITIES[m[0]], escaped)
-    return escaped.replace("@", "@\u200b")
+    """`markdown.escape` of a value someone else chose, redacted first (escaping would hide a secret)."""
+    return escape(redact(str(text)))
 
-
-def code_block(text: str, lang: str = "") -> str:
-    """A fenced block whose fence is longer than any backtick run inside it."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{lang}\n{text}\n{fence}"
 
 
 def _link(text: str, url: str | None) -> str:
