@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from flowship.cache import VERSION
-from flowship.changes import glob_match, make_plan
+from flowship.discovery.cache import VERSION
+from flowship.changes import make_plan
+from flowship.globs import glob_match
 from flowship.config import load_config
 from flowship.errors import InputError
 from flowship.scope import Scope

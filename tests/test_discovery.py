@@ -10,7 +10,7 @@ import pytest
 
 from flowship.cli import main
 from flowship.config import load_config
-from flowship.declarations import analyze
+from flowship.discovery.declarations import analyze
 from flowship.discovery import CommitTree, discover, discover_tree
 from flowship.errors import InputError
 from flowship.workflow import AwsEcsImage, Cron, Interval
@@ -195,7 +195,7 @@ def test_discovery_of_a_commit_reads_blobs_not_the_working_tree(repo: Repo):
 
 def test_analysis_results_survive_the_cache_format():
     facts = analyze(seed_flow("x").encode())
-    from flowship.declarations import ModuleFacts
+    from flowship.discovery.declarations import ModuleFacts
     assert ModuleFacts.from_cache(facts.to_cache()) == facts
 
 

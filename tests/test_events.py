@@ -10,7 +10,8 @@ import pytest
 from flowship.changes import resolve_base
 from flowship.config import load_config
 from flowship.errors import InputError
-from flowship.events import Candidate, Event, read_event
+from flowship.changes import Candidate
+from flowship.events import Event, read_event
 from flowship.scope import Scope
 from testing.git import Repo, git, seed_flow
 

@@ -11,7 +11,7 @@ import pytest
 
 from flowship.changes import make_plan
 from flowship.config import load_config
-from flowship.reverse import ReverseSearch, TooBroad, import_lines
+from flowship.changes.reverse import ReverseSearch, TooBroad, import_lines
 from flowship.scope import Scope
 from testing.git import Repo, seed_flow
 

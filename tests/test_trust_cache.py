@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flowship import cache
-from flowship.cache import VERSION
+from flowship.discovery import cache
+from flowship.discovery.cache import VERSION
 from flowship.changes import make_plan
 from flowship.config import load_config
-from flowship.declarations import ModuleFacts, analyze
+from flowship.discovery.declarations import ModuleFacts, analyze
 from flowship.discovery import pair
-from flowship.imports import Resolver, scan_imports
+from flowship.discovery.imports import Resolver, scan_imports
 from flowship.scope import Scope
 from testing.git import Repo, cpu_flow
 

@@ -15,12 +15,12 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from flowship import limits
+from flowship.discovery import limits
 from flowship.cli import main
-from flowship.declarations import NOT_AT_TOP, analyze
+from flowship.discovery.declarations import NOT_AT_TOP, analyze
 from flowship.deploy import vcs
 from flowship.globs import glob_match
-from flowship.imports import scan_imports
+from flowship.discovery.imports import scan_imports
 from testing.git import Repo, cpu_flow
 
 GOOD = {f"flows/good{i}.py": cpu_flow(f"good{i}") for i in range(3)}

@@ -9,7 +9,7 @@ import time
 import pytest
 from hypothesis import given, strategies as st
 
-from flowship.declarations import analyze
+from flowship.discovery.declarations import analyze
 from flowship.errors import MachineError
 from flowship.workflow import AwsEcsMachine, Interval, Workflow
 

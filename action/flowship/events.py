@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from flowship.changes.base import Candidate
 from flowship.errors import InputError
 from flowship.git import ZERO_SHA
 from flowship.scope import Scope
@@ -31,15 +32,6 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 _DEPLOY_ACTIONS = {"opened", "synchronize", "reopened", "ready_for_review"}
 
 Action = Literal["deploy", "cleanup", "nothing"]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A possible base: a commit to compare with, or a commit to take the merge base with."""
-
-    kind: Literal["commit", "merge-base"]
-    sha: str
-    label: str  # for notes: "the push's previous head", "the merge base with main"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from flowship import console, git
 from flowship.changes import choose_base, make_plan
 from flowship.config import Config
 from flowship.errors import EXIT_OK, EXIT_USAGE, InputError, Problem
-from flowship.events import Candidate
+from flowship.changes import Candidate
 from flowship.plan import Plan
 from flowship.scope import Scope
 

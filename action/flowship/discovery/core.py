@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from flowship import git, limits
-from flowship.cache import ParseCache
+from flowship import git
+from flowship.discovery import limits
+from flowship.discovery.cache import ParseCache
 from flowship.config import Config
-from flowship.declarations import NOT_AT_TOP, ModuleFacts, analyze
+from flowship.discovery.declarations import NOT_AT_TOP, ModuleFacts, analyze
 from flowship.errors import InputError, Problem
-from flowship.imports import scan_imports
+from flowship.discovery.imports import scan_imports
 from flowship.workflow import Workflow
 
 _PARALLEL_FROM = 1500  # below this many files a process pool costs more than it saves

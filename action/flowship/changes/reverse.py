@@ -2,13 +2,13 @@
 
 A one-file change needs only the modules whose import closure holds that
 file. Rather than resolving every import of the repository (what
-`flowship.graph` does), the search starts at the changed modules and, level
+`flowship.changes.graph` does), the search starts at the changed modules and, level
 by level, finds the files that could import the current ones with a cheap
 word filter, scans and resolves only those exactly as the full graph would,
 and keeps the real importers, until nothing new is found.
 
 Why the filter never drops an importer. Every file an import resolves to
-(`flowship.imports.Resolver`) is named by words of the importing statement.
+(`flowship.discovery.imports.Resolver`) is named by words of the importing statement.
 For a target whose module path is `P/c` (`P/c.py` or `P/c/__init__.py`), the
 statement writes the word `c`, and also `b`, the last part of `P`, except
 when `P` is an import root (`import c`) or the import is relative from inside
@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from flowship.imports import Resolver, scan_imports
+from flowship.discovery.imports import Resolver, scan_imports
 
 LIMIT = 5000  # modules in the closure beyond which the full (cached, parallel) graph is the better tool
 _FROM = re.compile(rb"from[ \t\\(.][^\n]*")

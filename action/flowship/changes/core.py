@@ -3,13 +3,13 @@
 `make_plan` reads the two commits it compares (`git ls-tree`, `git cat-file
 --batch`, `git diff -M`), never the working tree and never flow code. For an
 ordinary commit it searches backwards from the changed modules and parses
-only the flows they reach (`flowship.affected.analyse_partial`); with no base,
+only the flows they reach (`flowship.changes.affected.analyse_partial`); with no base,
 `--all`, `--flow`, a configuration or image-input change, or a change imported
 by much of the repository, it discovers every flow and uses the full import
 graph. A workflow is affected when one of these changed between base and head:
 
 - its own file, or any repository module it imports, directly or through
-  other modules (`flowship.imports` builds the graph statically);
+  other modules (`flowship.discovery.imports` builds the graph statically);
 - a data file that `[tool.flowship] data` maps to it (glob -> flow names);
 - an input of its image family (template, requirements, context globs);
 - the `[tool.flowship]` table of pyproject.toml (everything; a change to the
@@ -27,18 +27,16 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from flowship import git
-from flowship.affected import Analysis, analyse_changes, analyse_partial, family_inputs, glob_match, import_roots
-from flowship.cache import ParseCache
+from flowship.changes.affected import Analysis, analyse_changes, analyse_partial
+from flowship.discovery.cache import ParseCache
 from flowship.config import Config
-from flowship.declarations import ModuleFacts
+from flowship.discovery.declarations import ModuleFacts
 from flowship.discovery import (
     CommitTree, Discovery, WorkflowRecord, analysed, combine, discover_tree, pair, with_unreadable,
 )
 from flowship.errors import InputError
-from flowship.events import Candidate, Event
 from flowship.images.inputs import deps_tag
 from flowship.plan import Deletion, Plan, PlannedImage, PlannedWorkflow
 from flowship.scope import Scope, deployment_name
@@ -46,7 +44,6 @@ from flowship.scope import Scope, deployment_name
 ALL = "(all)"
 REQUESTED = "(requested)"
 FORCED = "(forced)"
-__all__ = ["Analysis", "analyse_changes", "family_inputs", "glob_match", "import_roots", "make_plan", "resolve_base"]
 
 
 def make_plan(
@@ -231,80 +228,3 @@ def _deps_tag(config: Config, family: str, tree: CommitTree) -> str:
 
 
 # -- the base commit ------------------------------------------------------------------
-
-def resolve_base(
-    config: Config, event: Event, last_deployed: str | None, *, record_read: bool = False
-) -> tuple[str | None, str]:
-    """The commit to compare `event.head` with, and a note saying how it was chosen.
-
-    Prefers the last commit deployed to the event's scope (when it is an
-    ancestor of head), then the event's own candidates (a push's `before`, a
-    pull request's merge base). A shallow clone is deepened from its remote
-    when a candidate is missing; without one, or when nothing fits (a new
-    branch, the first commit), the answer is None: plan everything.
-
-    `record_read` says the scope's record was read and `last_deployed` is
-    what it holds. An empty record means nothing was deployed in full yet (a
-    first deploy that failed partly records nothing): a push's `before` was
-    never deployed here, and comparing with it would lose the flows that
-    failed. A merge base still bounds a preview.
-    """
-    if event.head is None:
-        raise InputError(f"the {event.name} event names no commit to deploy.")
-    candidates = list(event.bases)
-    if last_deployed:
-        candidates.insert(0, Candidate("commit", last_deployed, "the last deployed commit"))
-    elif record_read:
-        candidates = [c for c in candidates if c.kind == "merge-base"]
-    return choose_base(config.root, event.head, candidates)
-
-
-def choose_base(root: Any, head: str, candidates: Sequence[Candidate]) -> tuple[str | None, str]:
-    if not candidates:
-        return None, "there is no earlier commit to compare with (a new branch or the first commit); planning every workflow."
-    skipped: list[str] = []
-    attempts: list[int | None] = [0]
-    if git.is_shallow(root):
-        remote = next(iter(git.remotes(root)), None)
-        if remote is None:
-            found = _first_fit(root, head, candidates, skipped)
-            if found:
-                return found
-            return None, ("this clone is shallow and has no remote to deepen it from; planning every workflow "
-                          "(use actions/checkout with fetch-depth: 0).")
-        attempts += [100, None]  # deepen a little, then fetch everything
-    else:
-        remote = None
-    for depth in attempts:
-        if depth != 0 and remote is not None and git.is_shallow(root):
-            git.deepen(root, remote, by=depth, fetch_shas=[c.sha for c in candidates])
-        skipped.clear()
-        found = _first_fit(root, head, candidates, skipped)
-        if found:
-            return found
-    return None, f"{'; '.join(skipped)}; planning every workflow."
-
-
-def _first_fit(root: Any, head: str, candidates: Sequence[Candidate], skipped: list[str]) -> tuple[str, str] | None:
-    if not git.has_commit(root, head):
-        skipped.append(f"the head commit {head[:12]} is not in this clone")
-        return None
-    for candidate in candidates:
-        short = candidate.sha[:12]
-        # One rev-parse both checks that the commit is here and gives its full sha.
-        sha = git.try_rev_parse(root, candidate.sha) if candidate.sha != git.ZERO_SHA else None
-        if sha is None:
-            skipped.append(f"{candidate.label} {short} is not in this clone's history")
-            continue
-        if candidate.kind == "merge-base":
-            base = git.merge_base(root, sha, head)
-            if base:
-                note = " ".join(s + ";" for s in skipped)
-                return base, f"{note} comparing with {candidate.label}, {base[:12]}.".strip()
-            skipped.append(f"{candidate.label} {short} shares no history with {head[:12]}")
-        elif git.is_ancestor(root, sha, head):
-            note = " ".join(s + ";" for s in skipped)
-            return sha, f"{note} comparing with {candidate.label}, {short}.".strip()
-        else:
-            skipped.append(f"{candidate.label} {short} is not an ancestor of {head[:12]} (a force push or a rollback)")
-    return None

@@ -10,7 +10,7 @@ so validation errors point at the exact line of the bad field. Anything else
 is reported with the way to write it instead.
 
 The result (`ModuleFacts`) depends only on the file's bytes, so it is cached
-by git blob sha (`flowship.cache`).
+by git blob sha (`flowship.discovery.cache`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from flowship import limits
+from flowship.discovery import limits
 from flowship.errors import InputError, MachineError
 from flowship.workflow import AwsEcsImage, AwsEcsMachine, Cron, Interval, Workflow
 

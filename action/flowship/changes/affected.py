@@ -4,14 +4,14 @@ Two ways to the same answer (the rules are in `flowship.changes` and
 docs/changes.md):
 
 - `analyse_partial`, for an ordinary commit: searches the import graph
-  backwards from the changed modules (`flowship.reverse`) and parses only the
+  backwards from the changed modules (`flowship.changes.reverse`) and parses only the
   flow files that search reaches, plus those that could share their names
   (`discover_partly`). It declines (returns None) when the answer involves
   every workflow or many of them: the `[tool.flowship]` table changed, an
   image input changed (every workflow of a family), or the changed modules
   are imported by too much of the repository.
 - `analyse_changes`, over the full discovery and the full import graph
-  (`flowship.graph`, cached between runs): everything else.
+  (`flowship.changes.graph`, cached between runs): everything else.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowship import git
-from flowship.cache import ParseCache
+from flowship.discovery.cache import ParseCache
 from flowship.config import PYPROJECT, Config
 from flowship.globs import glob_match
 from flowship.discovery import CommitTree, Discovery, analysed, discover_partly, python_files
-from flowship.graph import build as build_graph
+from flowship.changes.graph import build as build_graph
 from flowship.images.inputs import family_inputs
-from flowship.imports import scan_imports
-from flowship.reverse import ReverseSearch, TooBroad
+from flowship.discovery.imports import scan_imports
+from flowship.changes.reverse import ReverseSearch, TooBroad
 from flowship.workflow import AwsEcsImage
 
 

@@ -8,7 +8,7 @@ module's blob. The next plan with the same set of files re-resolves only the
 modules whose blob changed; a plan where files were added or removed (or
 that has a deleted module in play) resolves everything again.
 
-Like the parse cache, the stored graph is untrusted input (see `flowship.cache`):
+Like the parse cache, the stored graph is untrusted input (see `flowship.discovery.cache`):
 one of another shape, or whose edges point outside the list of paths, is
 ignored and the graph is resolved again, never a crash nor a wrong edge.
 """
@@ -19,8 +19,8 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from flowship import cache
-from flowship.imports import RawImport, Resolver
+from flowship.discovery import cache
+from flowship.discovery.imports import RawImport, Resolver
 
 
 def _signature(paths: Sequence[str], roots: Sequence[str]) -> str:
