@@ -7,10 +7,10 @@ import json
 import boto3
 import pytest
 
-from flowship.bootstrap import LIFECYCLE_POLICY
+from flowship.ecs.bootstrap import LIFECYCLE_POLICY
 from flowship.cli import main
 from flowship.deploy.client import open_client
-from flowship.pool import REQUIRED_VARIABLES
+from flowship.ecs.pool import REQUIRED_VARIABLES
 from testing.ecs import REGION, commit_flows, config_for, make_account, unique
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ import pytest
 from flowship.cli import main
 from flowship.report import md
 from flowship.scope import Scope
-from flowship.taskdef import family_name
+from flowship.ecs.taskdef import family_name
 from testing.ci import REPO_NAME, ZERO, CiRunner, dispatch_payload, mirror_to_ecr, pr_payload, push_payload
 from testing.deployments import FLOW, read_back
 from testing.ecs import REGION, make_account, pyproject, unique

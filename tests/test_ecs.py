@@ -7,13 +7,13 @@ import json
 import boto3
 import pytest
 
-from flowship.bootstrap import ecs_pool
+from flowship.ecs.bootstrap import ecs_pool
 from flowship.deploy import cleanup_branch, deploy_plan
 from flowship.deploy.client import open_client
 from flowship.ecs import EcsTarget
 from flowship.errors import FlowshipError
 from flowship.scope import Scope
-from flowship.taskdef import family_name
+from flowship.ecs.taskdef import family_name
 from testing.ecs import (
     API_KEY, CPU, GPU, HUGE, IMAGES, commit_flows, config_for, flow_source, make_account, plan_for, unique,
 )

@@ -8,10 +8,10 @@ import pytest
 
 from flowship.config import parse_config
 from flowship.ecs import Network, job_variables
-from flowship.placement import place
-from flowship.pool import REQUIRED_VARIABLES, base_job_template, check_pool
+from flowship.ecs.placement import place
+from flowship.ecs.pool import REQUIRED_VARIABLES, base_job_template, check_pool
 from flowship.scope import Scope
-from flowship.taskdef import FAMILY_MAX, build_spec, differences, family_name, scope_of_family
+from flowship.ecs.taskdef import FAMILY_MAX, build_spec, differences, family_name, scope_of_family
 from flowship.workflow import AwsEcsMachine
 
 SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prefect-key"

@@ -298,7 +298,7 @@ def test_a_registry_failing_halfway_fails_one_family_and_a_rerun_builds_only_it(
 ):
     import boto3
 
-    from flowship.bootstrap import ecs_pool
+    from flowship.ecs.bootstrap import ecs_pool
     from testing.ecs import API_KEY, make_account, pyproject, unique
 
     with FaultProxy(local_registry.url) as registry:

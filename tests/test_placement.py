@@ -7,7 +7,7 @@ import pytest
 from flowship import AwsEcsImage, AwsEcsMachine
 from flowship.config import GpuCapacity
 from flowship.errors import InputError
-from flowship.placement import place
+from flowship.ecs.placement import place
 
 SMALL = GpuCapacity("g5-xlarge", "g5.xlarge", gpus=1, vcpus=4, memory=16384, disk=250)
 BIG = GpuCapacity("g5-12xlarge", "g5.12xlarge", gpus=4, vcpus=48, memory=196608, disk=3800)

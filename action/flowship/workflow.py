@@ -3,7 +3,7 @@
 Pure: no I/O, no configuration, no Prefect import. Everything that is true on
 every AWS account is checked at construction; what depends on the team's
 capacity (which GPU instance fits) is checked when deploying to ECS
-(`flowship.placement`).
+(`flowship.ecs.placement`).
 """
 
 from __future__ import annotations

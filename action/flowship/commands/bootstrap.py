@@ -9,7 +9,7 @@ from flowship.config import Config
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
-    from flowship import bootstrap
+    from flowship.ecs import bootstrap
 
     target = getattr(args, "target", "ecs")
     with console.group(f"bootstrap ({target})"):

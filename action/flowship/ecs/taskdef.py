@@ -101,7 +101,7 @@ def build_spec(
 ) -> TaskDefinitionSpec:
     """The task definition for `flow` in `scope`, running `image` (a code image by digest).
 
-    GPU machines (`capacity` given, chosen by `flowship.placement.place`) run
+    GPU machines (`capacity` given, chosen by `flowship.ecs.placement.place`) run
     on EC2 with a GPU resource requirement; CPU machines run on Fargate.
     """
     aws = config.aws

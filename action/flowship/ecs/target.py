@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from flowship import aws, console
 from flowship.config import Config
 from flowship.errors import FlowshipError, InputError
-from flowship.placement import place
+from flowship.ecs.placement import place
 from flowship.scope import Scope
-from flowship.taskdef import TaskDefinitionSpec, build_spec, differences, family_name
+from flowship.ecs.taskdef import TaskDefinitionSpec, build_spec, differences, family_name
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -216,7 +216,7 @@ class EcsTarget:
         return self._network
 
     def ensure_pool(self, client: SyncPrefectClient) -> None:
-        from flowship.pool import ensure_ecs_pool
+        from flowship.ecs.pool import ensure_ecs_pool
 
         check_settings(self.config)
         ensure_ecs_pool(self.config, client)

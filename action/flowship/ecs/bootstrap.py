@@ -20,7 +20,7 @@ from flowship import aws, console
 from flowship.config import Config
 from flowship.ecs import Network, resolve_network
 from flowship.errors import FlowshipError
-from flowship.pool import DEFAULTED_VARIABLES, ECS_POOL_TYPE, REQUIRED_VARIABLES, base_job_template, check_pool, read_pool
+from flowship.ecs.pool import DEFAULTED_VARIABLES, ECS_POOL_TYPE, REQUIRED_VARIABLES, base_job_template, check_pool, read_pool
 
 Status = Literal["created", "updated", "exists", "missing", "skipped"]
 
@@ -289,11 +289,11 @@ def bootstrap_ecs(config: Config) -> list[Step]:
 
 def bootstrap_local(config: Config) -> list[Step]:
     from flowship.deploy.client import open_client
-    from flowship.deploy.target import make_target
+    from flowship.deploy.local import LocalTarget
 
     with open_client(config) as client:
         before = read_pool(client, config.local_pool)
-        make_target(config, "local").ensure_pool(client)
+        LocalTarget(config).ensure_pool(client)
     what = f"Prefect work pool {config.local_pool}"
     return [Step(what, "exists" if before is not None else "created", "type process")]
 
