@@ -84,6 +84,15 @@ def run_ci(config: Config, options: Options) -> int:
         run.notes.append(f"Failed: {exc}")
         run.failed = True
         code = exc.exit_code
+    except (Exception, KeyboardInterrupt) as exc:
+        # A bug, or a cancelled job, still leaves the summary and outputs of what
+        # was done; the CLI then reports the error itself.
+        what = ("interrupted" if isinstance(exc, KeyboardInterrupt)
+                else f"an unexpected error: {type(exc).__name__}: {exc}")
+        run.notes.append(f"Failed: {what}.")
+        run.failed = True
+        _report(config, ctx, event, run)
+        raise
     else:
         code = EXIT_FAILURE if run.failed else EXIT_OK
         if code == EXIT_OK and run.plan and run.plan.declaration_problems:

@@ -32,12 +32,28 @@ def api_url(config: Config) -> str:
     return str(url).rstrip("/")
 
 
+# Prefect's client retries a failed request 5 times, backing off 2, 4, 8, 16 and
+# 32 s: about 70 s before it gives up on a server that went away, paid again by
+# every later request. Three retries (about 14 s; 30 s for a 502/503 answer,
+# after whose last try Prefect waits once more) still ride out a restart of the
+# server or a busy SQLite (503), and the deploy stops trying after the first
+# request that fails for good (core.py), so an outage costs the job seconds,
+# not its timeout. PREFECT_CLIENT_MAX_RETRIES, when set, is used as is.
+MAX_RETRIES = 3
+
+
 @contextmanager
 def open_client(config: Config, *, httpx_settings: dict[str, Any] | None = None) -> Iterator[SyncPrefectClient]:
     """A synchronous Prefect client for `config`'s API (writes are serial anyway:
     a SQLite Prefect server serialises them, FACTS.md)."""
     from prefect.client.orchestration import SyncPrefectClient
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
+    from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
+        PREFECT_API_KEY,
+        PREFECT_CLIENT_MAX_RETRIES,
+        get_current_settings,
+        temporary_settings,
+    )
 
     url = api_url(config)
     client = SyncPrefectClient(
@@ -46,8 +62,11 @@ def open_client(config: Config, *, httpx_settings: dict[str, Any] | None = None)
         auth_string=PREFECT_API_AUTH_STRING.value(),
         httpx_settings=httpx_settings,
     )
+    # The client reads the setting at each request, so it holds while the client is open.
+    chosen = "max_retries" in get_current_settings().client.model_fields_set
+    retries = PREFECT_CLIENT_MAX_RETRIES.value() if chosen else MAX_RETRIES
     try:
-        with client:
+        with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: retries}), client:
             # One GET first: a wrong URL would otherwise read as "nothing
             # deployed yet" (Prefect answers 404 for a missing variable too).
             problem = client.api_healthcheck()
@@ -93,6 +112,23 @@ def describe(exc: BaseException, url: str | None = None) -> str:
         where = url or "the Prefect API"
         return f"cannot reach Prefect at {where} ({type(exc).__name__}); is the server running and PREFECT_API_URL right?"
     return f"{type(exc).__name__}: {exc}"
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the Prefect server stopped answering (after the client's retries),
+    rather than that it refused one request: nothing sent to it now would fare better."""
+    import httpx
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # a FlowshipError may wrap it
+        seen.add(id(current))
+        if isinstance(current, httpx.TransportError):
+            return True
+        if isinstance(current, httpx.HTTPStatusError) and current.response.status_code in (502, 503, 504):
+            return True  # still, after the retries: a gateway with nothing behind it, or a server that cannot serve
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def translate(exc: BaseException, url: str | None = None) -> BaseException:

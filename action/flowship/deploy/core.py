@@ -14,6 +14,7 @@ serialises them, and 100 concurrent upserts took 6x longer than serial ones
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
@@ -21,7 +22,7 @@ from uuid import UUID
 from flowship import console, git
 from flowship.config import Config
 from flowship.deploy import lease, remote, timeouts, vcs
-from flowship.deploy.client import describe, using
+from flowship.deploy.client import describe, unreachable, using
 from flowship.deploy.desired import commit_info, desired, differences, parameter_schema
 from flowship.deploy.state import forget_deployed, other_project, read_last_deployed, record_deployed
 from flowship.deploy.target import Request, Target
@@ -134,8 +135,16 @@ def deploy_plan(
     if plan.workflows and not git.has_commit(config.root, plan.head):
         raise InputError(f"the plan's head {plan.head[:12]} is not in the repository at {config.root}; "
                          "deploy from a clone that has it (actions/checkout with fetch-depth: 0).")
-    with using(config, client) as opened, lease.held(config, plan.scope, opened):
-        return _Deployer(config, opened, plan, target, images or {}, force, image_failures or {}).run()
+    with using(config, client) as opened, ExitStack() as after, lease.held(config, plan.scope, opened):
+        deployer = _Deployer(config, opened, plan, target, images or {}, force, image_failures or {})
+        result = deployer.run()
+        if deployer.outage is not None:
+            from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+            # Releasing the lock (as `lease.held` exits) would spend the client's
+            # retries on a server that is gone; one try will do: the lease frees itself.
+            after.enter_context(temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0}))
+        return result
 
 
 class _Deployer:
@@ -148,6 +157,7 @@ class _Deployer:
         self.scope = plan.scope
         self.flows: dict[str, Any] = {}
         self.verdicts: dict[str | None, str | None] = {}  # deployed commit -> why not to replace it
+        self.outage: str | None = None  # set once Prefect stopped answering: why the rest were not tried
 
     def run(self) -> DeployResult:
         plan, scope = self.plan, self.scope
@@ -163,15 +173,22 @@ class _Deployer:
 
         steps = [(w.name, w.file, w.line, lambda w=w: self.converge(w, existing.get(w.name))) for w in plan.workflows]
         steps += [(d.name, None, None, lambda d=d: self.delete(d.name, existing.get(d.name))) for d in plan.delete]
+        # A circuit breaker: once Prefect stopped answering (after the client's own
+        # retries), each later step would only spend those retries again, so the
+        # rest fail at once with one reason and the run gets to its report.
         for name, file, line, step in steps:
+            current = existing.get(name)
+            known = current.id if current is not None else None
             try:
-                outcome = step()
+                outcome = step() if self.outage is None else Outcome(f"{name}/{scope.name}", "failed", self.outage,
+                                                                      file, line, known)
             except Exception as exc:  # one workflow's failure must not stop the others
                 if not _expected(exc):
                     raise
-                current = existing.get(name)
-                outcome = Outcome(f"{name}/{scope.name}", "failed", describe(exc), file, line,
-                                  current.id if current is not None else None)
+                url = str(self.client.api_url).rstrip("/")
+                outcome = Outcome(f"{name}/{scope.name}", "failed", describe(exc, url), file, line, known)
+                if unreachable(exc):
+                    self.outage = f"not tried: Prefect at {url} stopped answering."
             _say(outcome)
             result.outcomes.append(outcome)
 
