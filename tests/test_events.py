@@ -11,7 +11,7 @@ from flowship.changes import resolve_base
 from flowship.config import load_config
 from flowship.errors import InputError
 from flowship.changes import Candidate
-from flowship.events import Event, read_event
+from flowship.actions.events import Event, read_event
 from flowship.scope import Scope
 from testing.git import Repo, git, seed_flow
 

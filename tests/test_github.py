@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flowship.errors import FlowshipError
-from flowship.github import COMMENT_MARKER, format_outputs, upsert_comment, write_outputs
+from flowship.actions.github import COMMENT_MARKER, format_outputs, upsert_comment, write_outputs
 from testing.github_server import GitHubServer, parse_outputs
 
 REPO = "octo/flows"

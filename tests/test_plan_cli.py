@@ -147,3 +147,19 @@ def test_main_without_base_or_server_plans_everything(repo: Repo, capsys):
     assert run_plan(repo, "--json") == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["base"] is None and sorted(w["name"] for w in doc["workflows"]) == ["etl", "train"]
+
+
+def test_root_and_debug_go_before_or_after_the_command_and_every_command_has_examples(repo: Repo, capsys):
+    repo.commit({"flows/etl.py": cpu_flow("etl")})
+    assert main(["discover", "--root", str(repo.path), "--json", "--debug"], env={}) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert main(["--root", str(repo.path), "discover", "--json"], env={}) == 0
+    assert json.loads(capsys.readouterr().out) == after and [w["name"] for w in after["workflows"]] == ["etl"]
+    from flowship.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name, sub in commands.items():
+        text = sub.format_help()
+        assert sub.description and f"flowship {name}" in text.split("examples:")[1], name
+        if any("--target" in a.option_strings for a in sub._actions):
+            assert "where deployments go: local (a process work pool) or ecs" in " ".join(text.split())

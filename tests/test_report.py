@@ -7,9 +7,9 @@ import json
 import re
 import shlex
 
-from flowship.github import COMMENT_MARKER
+from flowship.actions.github import COMMENT_MARKER
 from flowship.plan import Deletion, Plan, PlannedImage, PlannedWorkflow
-from flowship.report import DeploymentLine, ImageLine, Report, code_block, comment_markdown, md, outputs, summary_markdown
+from flowship.actions.report import DeploymentLine, ImageLine, Report, code_block, comment_markdown, md, outputs, summary_markdown
 from flowship.scope import Scope
 from flowship.workflow import AwsEcsMachine, Workflow
 

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from flowship.github import COMMENT_MARKER, upsert_comment
+from flowship.actions.github import COMMENT_MARKER, upsert_comment
 from testing.ci import REPO_NAME, CiRunner, pr_payload
 from testing.git import cpu_flow
 from testing.github_server import BOT, GitHubServer

@@ -17,7 +17,7 @@ import uuid
 import httpx
 import pytest
 
-from flowship.events import read_event
+from flowship.actions.events import read_event
 from testing.ci import ZERO, CiRunner, dispatch_payload, push_payload
 from testing.deployments import read_back
 from testing.git import Repo, cpu_flow

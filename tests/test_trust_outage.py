@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from flowship.deploy.client import MAX_RETRIES
-from flowship.report import md
+from flowship.actions.report import md
 from testing.ci import ZERO, CiRunner, push_payload
 from testing.deployments import read_back
 from testing.faults import FaultProxy, Rule

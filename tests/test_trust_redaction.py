@@ -5,8 +5,8 @@ from urllib.parse import quote
 import pytest
 
 from flowship import console, redact
-from flowship.github import write_summary
-from flowship.report import Report, md, summary_markdown
+from flowship.actions.github import write_summary
+from flowship.actions.report import Report, md, summary_markdown
 
 KEY = "pnu_Sup3r_s3cret+key/=="
 

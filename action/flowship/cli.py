@@ -12,8 +12,10 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from flowship import __version__, console, redact
+from flowship.commands.targets import TARGETS
 from flowship.config import load_config
 from flowship.errors import EXIT_FAILURE, FlowshipError
 
@@ -28,48 +30,79 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force-rebuild", action="store_true", help="rebuild images even when their inputs did not change")
 
 
+_TARGET_HELP = "where deployments go: local (a process work pool) or ecs (default: %(default)s)"
+
+
+def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # Accepted before or after the subcommand; after it, SUPPRESS keeps the top-level value when absent.
+    default: object = "." if top else argparse.SUPPRESS
+    parser.add_argument("--root", metavar="DIR", default=default, help="the repository (default: .)")
+    parser.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="show tracebacks")
+
+
+def _command(sub: Any, name: str, summary: str, examples: str) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in examples.strip().splitlines()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(p, top=False)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowship", description="Deploy Prefect flows to AWS ECS from GitHub Actions.")
     parser.add_argument("--version", action="version", version=f"flowship {__version__}")
-    parser.add_argument("--root", metavar="DIR", default=".", help="the repository (default: .)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    _common(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("discover", help="list the workflows under the flows directory")
+    p = _command(sub, "discover", "list the workflows under the flows directory",
+                 "flowship discover\nflowship discover --json > workflows.json")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
-    p = sub.add_parser("plan", help="work out what a commit range deploys, deletes and builds")
+    p = _command(sub, "plan", "work out what a commit range deploys, deletes and builds",
+                 "flowship plan\nflowship plan --base origin/main --json > plan.json\nflowship plan --all --branch main")
     _plan_options(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
 
-    p = sub.add_parser("build", help="build and push the images a plan needs")
+    p = _command(sub, "build", "build and push the images a plan needs",
+                 "flowship build --plan plan.json --output images.json")
     p.add_argument("--plan", metavar="FILE", help="a plan written by `plan --json`")
     _plan_options(p)
     p.add_argument("--output", metavar="FILE", help="write the image references (by digest) here")
 
-    p = sub.add_parser("deploy", help="create or update the planned deployments")
+    p = _command(sub, "deploy", "create or update the planned deployments",
+                 "flowship deploy\nflowship deploy --plan plan.json --target ecs --images images.json\n"
+                 "flowship deploy --flow train --head v1.2 --force   # a rollback")
     p.add_argument("--plan", metavar="FILE", help="a plan written by `plan --json`")
     _plan_options(p)
-    p.add_argument("--target", choices=["local", "ecs"], default="local")
+    p.add_argument("--target", choices=TARGETS, default="local", help=_TARGET_HELP)
     p.add_argument("--images", metavar="FILE", help="image references written by `build --output`")
     p.add_argument("--force", action="store_true", help="deploy even where a newer (or unknown) commit runs: a rollback")
 
-    p = sub.add_parser("cleanup", help="delete a branch's preview deployments")
-    p.add_argument("--branch", metavar="NAME", required=True)
-    p.add_argument("--target", choices=["local", "ecs"], default="local")
+    p = _command(sub, "cleanup", "delete a branch's preview deployments",
+                 "flowship cleanup --branch feature/x")
+    p.add_argument("--branch", metavar="NAME", required=True, help="the branch whose previews go")
+    p.add_argument("--target", choices=TARGETS, default="local", help=_TARGET_HELP)
 
-    p = sub.add_parser("run", help="start a flow run of a deployment")
-    p.add_argument("flow", metavar="FLOW")
-    p.add_argument("--scope", default="main", help="main or a branch name")
+    p = _command(sub, "run", "start a flow run of a deployment",
+                 "flowship run train --param epochs=1 --wait\nflowship run train --scope feature/x")
+    p.add_argument("flow", metavar="FLOW", help="the flow's name")
+    p.add_argument("--scope", default="main", help="main or a branch name (default: main)")
     p.add_argument("--param", metavar="K=V", action="append", default=[], help="a parameter (V is JSON, else a string)")
     p.add_argument("--wait", action="store_true", help="follow the run until it finishes")
 
-    p = sub.add_parser("bootstrap", help="create the ECR repository, ECS cluster and work pools a team needs")
-    p.add_argument("--target", choices=["local", "ecs"], default="ecs")
+    p = _command(sub, "bootstrap", "create the ECR repository, ECS cluster and work pools a team needs",
+                 "flowship bootstrap --target ecs\nflowship bootstrap --target local")
+    p.add_argument("--target", choices=TARGETS, default="ecs", help=_TARGET_HELP)
 
-    p = sub.add_parser("ci", help="run the whole pipeline for the GitHub event in the environment")
+    p = _command(sub, "ci", "run the whole pipeline for the GitHub event in the environment",
+                 "flowship ci                # in GitHub Actions (the composite action runs this)\n"
+                 "flowship ci --dry-run      # plan and report only")
     # The action sets these through FLOWSHIP_TARGET / FLOWSHIP_DRY_RUN; the flags override them.
-    p.add_argument("--target", choices=["local", "ecs"], default=None, help="where deployments go (default: ecs)")
+    p.add_argument("--target", choices=TARGETS, default=None,
+                   help="where deployments go: local (a process work pool) or ecs (default: FLOWSHIP_TARGET, else ecs)")
     p.add_argument("--dry-run", action="store_true", help="plan and report only")
     return parser
 

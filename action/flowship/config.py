@@ -87,7 +87,7 @@ class Environment:
     checkouts_dir: str | None = None  # the local target's per-commit checkouts (FLOWSHIP_CHECKOUTS_DIR)
     # The Actions context: the GITHUB_* variables (event name and payload path,
     # $GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY, repository, run). Read by
-    # flowship.events and flowship.github, never straight from os.environ.
+    # flowship.actions.events and flowship.actions.github, never straight from os.environ.
     github: Mapping[str, str] = field(default_factory=dict)
     # The composite action's inputs, which reach `flowship ci` through `env:`.
     target: str | None = None  # FLOWSHIP_TARGET: local | ecs

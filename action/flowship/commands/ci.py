@@ -1,5 +1,12 @@
 """`flowship ci`: the whole pipeline for the GitHub event in the environment.
 
+event → base (the last deployed commit, else the event's) → plan → images
+(target ecs) → deploy (records the head) → runs → report. Each stage is a
+`console.group`. A pull request from a fork, and a dry run, stop after the
+plan: a fork's run has no secrets, and nothing of it should get any.
+Reporting (summary, outputs, the PR comment) happens whatever happened
+before it, so a failed run still says what it did.
+
 Its options come from the environment (the composite action passes its
 inputs through `env:` as FLOWSHIP_* variables, read by `flowship.config`);
 `--target` and `--dry-run` override them when run by hand.
@@ -8,10 +15,309 @@ inputs through `env:` as FLOWSHIP_* variables, read by `flowship.config`);
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
+from flowship import console
 from flowship.config import Config
-from flowship.pipeline import Options, run_ci
+from flowship.commands.targets import TARGETS, make_target
+from flowship.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, FlowshipError, InputError
+from flowship.actions.github import Context, upsert_comment, write_outputs, write_summary
+from flowship.commands.plan import print_plan
+from flowship.plan import Plan
+from flowship.actions.report import DeploymentLine, ImageLine, Report, RunLine, comment_markdown, outputs, summary_markdown
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from flowship.actions.events import Event
+
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the run was asked to do beyond the event (the action's inputs)."""
+
+    target: str = "ecs"
+    flows: tuple[str, ...] = ()
+    force_rebuild: bool = False
+    run_after_deploy: bool = False
+    dry_run: bool = False
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: Any) -> Options:
+        env = config.env
+        target = overrides.pop("target", None) or env.target or "ecs"
+        if target not in TARGETS:
+            raise InputError(f"target {target!r} is not one of: {', '.join(TARGETS)}.")
+        return cls(target=target, flows=env.flows, force_rebuild=env.force_rebuild,
+                   run_after_deploy=env.run_after_deploy, dry_run=env.dry_run, **overrides)
+
+
+@dataclass
+class _Run:
+    """What the stages found out, for the report."""
+
+    title: str = "nothing to do"
+    notes: list[str] = field(default_factory=list)
+    plan: Plan | None = None
+    images: list[ImageLine] = field(default_factory=list)
+    deployments: list[DeploymentLine] = field(default_factory=list)
+    runs: list[RunLine] = field(default_factory=list)
+    failed: bool = False
+
+
+def run_ci(config: Config, options: Options) -> int:
+    from flowship.actions.events import read_event
+
+    ctx = Context.from_env(config.env)
+    with console.group("Event"):
+        event = read_event(config.env.github, default_branch=config.default_branch)
+        console.info(event.reason)
+        if event.pr_title is not None:
+            console.info(f"pull request #{event.pr}: {event.pr_title}")  # neutralized: a title is anyone's text
+    run = _Run(title=_title(event))
+    run.notes.append(event.reason)
+    try:
+        if event.action == "deploy":
+            _deploy(config, options, event, run)
+        elif event.action == "cleanup":
+            _cleanup(config, options, event, run)
+    except FlowshipError as exc:
+        # Report what was done so far, then fail the step with the error.
+        console.error(exc.message if exc.file else str(exc), file=exc.file, line=exc.line)
+        run.notes.append(f"Failed: {exc}")
+        run.failed = True
+        code = exc.exit_code
+    except (Exception, KeyboardInterrupt) as exc:
+        # A bug, or a cancelled job, still leaves the summary and outputs of what
+        # was done; the CLI then reports the error itself.
+        what = ("interrupted" if isinstance(exc, KeyboardInterrupt)
+                else f"an unexpected error: {type(exc).__name__}: {exc}")
+        run.notes.append(f"Failed: {what}.")
+        run.failed = True
+        _report(config, ctx, event, run)
+        raise
+    else:
+        code = EXIT_FAILURE if run.failed else EXIT_OK
+        if code == EXIT_OK and run.plan and run.plan.declaration_problems:
+            # The good flows deployed, but a declaration needs fixing: bad input, as `plan` says.
+            code = EXIT_USAGE
+    _report(config, ctx, event, run)
+    return code
+
+
+def _title(event: Event) -> str:
+    scope = event.scope
+    if event.action == "nothing" or scope is None:
+        return "nothing to do"
+    pr = f" (#{event.pr})" if event.pr is not None else ""
+    if event.action == "cleanup":
+        return f"cleanup of the preview of {scope.branch}{pr}"
+    if scope.is_main:
+        return f"production deploy of {scope.branch}"
+    return f"preview of {scope.branch}{pr}"
+
+
+# -- deploy ------------------------------------------------------------------------
+def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
+    assert event.scope is not None and event.head is not None
+    flows = options.flows or event.inputs.flows
+    force_rebuild = options.force_rebuild or event.inputs.force_rebuild
+    rollback = event.inputs.ref is not None
+    if rollback:
+        _check_rollback(config, event)
+    with console.group("Plan"):
+        base = None if (event.everything and not flows) else _base(config, event, options)
+        run.plan = plan = _plan(config, event, base=base, flows=flows, force_rebuild=force_rebuild)
+        print_plan(plan, title="flowship")
+    if event.fork:
+        run.notes.append(
+            "This pull request comes from a fork, so its run has no secrets: flowship planned it and "
+            "built or deployed nothing. A maintainer can deploy it by running the workflow by hand."
+        )
+        return
+    if options.dry_run:
+        run.notes.append("Dry run: planned only; nothing was built or deployed.")
+        return
+    if not plan.workflows and not plan.delete:
+        run.notes.append("No workflow is affected, so nothing was built or deployed.")
+    images: dict[str, str] = {}
+    image_failures: dict[str, str] = {}
+    if options.target == "ecs" and plan.images and plan.workflows:
+        with console.group("Images"):
+            images, image_failures = _build(config, plan, force_rebuild, run)
+    with console.group(f"Deploy to {options.target}"):
+        from flowship.deploy import deploy_plan
+        from flowship.deploy.runs import deployment_url
+
+        target = make_target(config, options.target)
+        # A family that did not build fails its own flows (saying why), not the others.
+        result = deploy_plan(config, plan, target, images, force=rollback, image_failures=image_failures)
+        for o in result.outcomes:
+            url = deployment_url(config, o.deployment_id) if o.deployment_id and o.status != "deleted" else None
+            run.deployments.append(DeploymentLine(o.deployment, o.status, o.detail, url, f"{url}/run" if url else None))
+        run.failed |= not result.ok
+        if rollback:
+            run.notes.append(f"Rollback: deployed {plan.head[:12]} even where a newer commit was deployed.")
+    if (options.run_after_deploy or event.inputs.run) and result.ok:
+        with console.group("Runs"):
+            live = {o.deployment: o.deployment_id for o in result.outcomes
+                    if o.status in ("created", "updated", "unchanged") and o.deployment_id}
+            # The action's `run` input waits (so the job shows the runs' outcome);
+            # a manual dispatch chooses with its own `wait` input.
+            _start_runs(config, run, live, wait=options.run_after_deploy or event.inputs.wait)
+
+
+def _check_rollback(config: Config, event: Event) -> None:
+    """A rollback deploys a commit the dispatched branch already had, never another line's.
+
+    It is deployed with force over newer commits and recorded as the scope's
+    last deploy, so a commit of an unmerged branch would put code no one
+    merged into production; an older commit of the branch is a real rollback.
+    """
+    from flowship import git
+    from flowship.deploy import vcs
+
+    assert event.scope is not None and event.head is not None
+    branch, tip = event.scope.branch, event.inputs.branch_head
+    sha = git.rev_parse(config.root, event.head)
+    if not tip:
+        raise InputError(f"cannot check that {sha[:12]} is a commit of {branch}, as GITHUB_SHA does not name "
+                         "the branch's head; run the rollback from GitHub Actions.")
+    ancestry = vcs.is_ancestor(config.root, sha, tip)
+    if ancestry is None:
+        raise InputError(f"cannot check that {sha[:12]} is a commit of {branch}, as its head {tip[:12]} is not "
+                         "in this clone; fetch the full history (actions/checkout with fetch-depth: 0).")
+    if not ancestry:
+        raise InputError(f"a rollback deploys a commit of {branch}, and {sha[:12]} is not one (not an ancestor "
+                         f"of its head {tip[:12]}); merge it first, or dispatch on the branch that has it.")
+
+
+def _base(config: Config, event: Event, options: Options) -> str | None:
+    """The last commit deployed to the scope (from Prefect), else the event's candidates."""
+    from flowship.changes import resolve_base
+
+    last = None
+    # A fork's run has no Prefect credentials; its plan compares with the event's base.
+    record_read = not event.fork and bool(config.env.prefect_api_url or not options.dry_run)
+    if record_read:
+        from flowship.deploy import read_last_deployed
+
+        assert event.scope is not None
+        last = read_last_deployed(config, event.scope)
+        console.info(f"last deployed to {event.scope.name}: {last[:12] if last else 'nothing yet'}")
+    base, note = resolve_base(config, event, last, record_read=record_read)
+    console.info(note)
+    return base
+
+
+def _plan(config: Config, event: Event, *, base: str | None, flows: tuple[str, ...], force_rebuild: bool) -> Plan:
+    from flowship.changes import make_plan
+
+    assert event.scope is not None and event.head is not None
+    return make_plan(
+        config, scope=event.scope, head=event.head, base=base,
+        everything=base is None and not flows, only=flows, force_rebuild=force_rebuild,
+    )
+
+
+def _build(config: Config, plan: Plan, force: bool, run: _Run) -> tuple[dict[str, str], dict[str, str]]:
+    from flowship.images import build_images
+
+    result = build_images(config, plan, force=force)
+    for image in plan.images:
+        built = result.images.get(image.name)
+        error = result.failed.get(image.name)
+        run.images.append(ImageLine(image.name, result.refs.get(image.name),
+                                    built.deps_built if built else image.rebuild, error))
+        if error:
+            console.error(f"image {image.name}: {error}", title="flowship build")
+    if result.failed:
+        run.failed = True
+    return dict(result.refs), dict(result.failed)
+
+
+def _start_runs(config: Config, run: _Run, live: dict[str, UUID], *, wait: bool) -> None:
+    """Start one run of each live deployment (name -> id); with `wait`, follow them to
+    their final states (the job's own timeout bounds the wait)."""
+    import time
+
+    from flowship.deploy.client import open_client
+    from flowship.deploy.runs import run_url
+
+    names = list(live)
+    with open_client(config) as client:
+        started = [client.create_flow_run_from_deployment(live[name]) for name in names]
+        for name, flow_run in zip(names, started, strict=True):
+            console.info(f"started {flow_run.name} of {name}")
+        while wait and not all(f.state and f.state.is_final() for f in started):
+            time.sleep(5)
+            started = [client.read_flow_run(f.id) for f in started]
+    for name, flow_run in zip(names, started, strict=True):
+        state = (flow_run.state.name or str(flow_run.state.type)) if flow_run.state else "unknown"
+        run.runs.append(RunLine(name, state, run_url(config, flow_run.id)))
+        if wait and not (flow_run.state and flow_run.state.is_completed()):
+            why = flow_run.state.message if flow_run.state and flow_run.state.message else ""
+            failure = f"the run {flow_run.name} of {name} ended {state}" + (f": {why}" if why else ".")
+            console.error(failure)
+            # The summary says why the step failed, not only the log.
+            run.notes.append(failure[0].upper() + failure[1:])
+            run.failed = True
+
+
+# -- cleanup -----------------------------------------------------------------------
+def _cleanup(config: Config, options: Options, event: Event, run: _Run) -> None:
+    assert event.scope is not None
+    if event.fork:
+        run.notes.append("This pull request came from a fork; it never had a preview, so there is nothing to remove.")
+        return
+    if options.dry_run:
+        run.notes.append("Dry run: the preview was not removed.")
+        return
+    with console.group(f"Cleanup of {event.scope.branch}"):
+        from flowship.deploy import cleanup_branch
+
+        result = cleanup_branch(config, event.scope.branch, make_target(config, options.target))
+        run.deployments += [DeploymentLine(name, "deleted") for name in result.deleted]
+        run.deployments += [DeploymentLine(name, "failed", why) for name, why in result.failed.items()]
+        run.failed |= not result.ok
+        if not result.deleted and not result.failed:
+            run.notes.append("The preview had no deployments left to remove.")
+
+
+# -- report ------------------------------------------------------------------------
+def _report(config: Config, ctx: Context, event: Event, run: _Run) -> None:
+    with console.group("Report"):
+        report = Report(
+            title=run.title, scope=event.scope, head=event.head, base=run.plan.base if run.plan else None,
+            plan=run.plan, notes=tuple(run.notes), images=tuple(run.images), deployments=tuple(run.deployments),
+            runs=tuple(run.runs), run_url=ctx.run_url,
+            prefect_ui_url=config.env.prefect_ui_url, pr_title=event.pr_title,
+        )
+        if event.pr is not None and event.repository:
+            report = replace(report, links=_comment(config, ctx, event, report))
+        write_summary(ctx.summary, summary_markdown(report))
+        write_outputs(ctx.output, outputs(report))
+        if not ctx.summary:
+            console.info(summary_markdown(report))
+
+
+def _comment(config: Config, ctx: Context, event: Event, report: Report) -> dict[str, str]:
+    token = config.env.github_token
+    if not token:
+        console.warning("no GITHUB_TOKEN, so the pull request gets no comment (the action passes github.token).")
+        return {}
+    assert event.pr is not None and event.repository is not None
+    try:
+        result = upsert_comment(api_url=ctx.api_url, token=token, repository=event.repository, number=event.pr,
+                                body=comment_markdown(report))
+    except FlowshipError as exc:
+        # The summary still says everything; a missing comment must not fail a deploy.
+        console.warning(str(exc))
+        return {}
+    console.info(f"{result.action} the comment on #{event.pr}: {result.url}")
+    return {"comment": result.url}
 
 
 def run(config: Config, args: argparse.Namespace) -> int:

@@ -6,7 +6,8 @@ import argparse
 
 from flowship import console
 from flowship.config import Config
-from flowship.deploy import cleanup_branch, make_target
+from flowship.commands.targets import make_target
+from flowship.deploy import cleanup_branch
 from flowship.errors import EXIT_FAILURE, EXIT_OK
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from flowship import console
 from flowship.config import Config
-from flowship.deploy import STATUSES, DeployResult, deploy_plan, make_target
+from flowship.commands.targets import make_target
+from flowship.deploy import STATUSES, DeployResult, deploy_plan
 from flowship.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, InputError
 from flowship.plan import Plan
 

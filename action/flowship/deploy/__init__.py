@@ -16,7 +16,7 @@ from flowship.deploy.core import (
 )
 from flowship.deploy.local import LocalTarget
 from flowship.deploy.state import read_last_deployed, record_deployed
-from flowship.deploy.target import Infrastructure, Request, Target, make_target
+from flowship.deploy.target import Infrastructure, Request, Target
 
 __all__ = [
     "STATUSES",
@@ -29,7 +29,6 @@ __all__ = [
     "Target",
     "cleanup_branch",
     "deploy_plan",
-    "make_target",
     "newer_deployed",
     "read_last_deployed",
     "record_deployed",

@@ -45,7 +45,7 @@ MAX_RETRIES = 3
 @contextmanager
 def open_client(config: Config, *, httpx_settings: dict[str, Any] | None = None) -> Iterator[SyncPrefectClient]:
     """A synchronous Prefect client for `config`'s API (writes are serial anyway:
-    a SQLite Prefect server serialises them, FACTS.md)."""
+    a SQLite Prefect server serialises them; docs/deploy.md)."""
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.settings import (
         PREFECT_API_AUTH_STRING,

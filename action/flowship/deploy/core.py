@@ -8,12 +8,13 @@ what happened to each.
 
 Writes are sent one after another on purpose: a SQLite Prefect server
 serialises them, and 100 concurrent upserts took 6x longer than serial ones
-(FACTS.md).
+(docs/deploy.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -171,8 +172,10 @@ class _Deployer:
         self.automations = timeouts.read(self.client, [f"{n}/{scope.name}" for n in names], scope)
         self.commit = commit_info(self.config, scope, plan.head) if plan.workflows else None
 
-        steps = [(w.name, w.file, w.line, lambda w=w: self.converge(w, existing.get(w.name))) for w in plan.workflows]
-        steps += [(d.name, None, None, lambda d=d: self.delete(d.name, existing.get(d.name))) for d in plan.delete]
+        steps: list[tuple[str, str | None, int | None, Callable[[], Outcome]]] = [
+            (w.name, w.file, w.line, partial(self.converge, w, existing.get(w.name))) for w in plan.workflows
+        ]
+        steps += [(d.name, None, None, partial(self.delete, d.name, existing.get(d.name))) for d in plan.delete]
         # A circuit breaker: once Prefect stopped answering (after the client's own
         # retries), each later step would only spend those retries again, so the
         # rest fail at once with one reason and the run gets to its report.
@@ -233,7 +236,7 @@ class _Deployer:
     def converge(self, workflow: PlannedWorkflow, current: Any) -> Outcome:
         head = self.plan.head
         full = f"{workflow.name}/{self.scope.name}"
-        where = {"file": workflow.file, "line": workflow.line}
+        where: dict[str, Any] = {"file": workflow.file, "line": workflow.line}
         if workflow.image in self.image_failures:
             raise FlowshipError(f"its {workflow.image!r} image did not build ({self.image_failures[workflow.image]})")
         if current is not None and (reason := self.too_old(current)):

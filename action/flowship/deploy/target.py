@@ -12,7 +12,8 @@ lives in `flowship.deploy.core`. A target answers only what differs:
   (ECS: deregister the task definitions).
 
 A target is built from the one `Config` (`LocalTarget(config)`,
-`flowship.ecs.EcsTarget(config)`) and `make_target(config, name)` picks one.
+`flowship.ecs.EcsTarget(config)`); `flowship.commands.targets.make_target`
+picks one, since only the commands compose stages.
 """
 
 from __future__ import annotations
@@ -20,16 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from flowship.config import Config
-from flowship.errors import InputError
 from flowship.plan import PlannedWorkflow
 from flowship.scope import Scope
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
-
-TARGETS = ("local", "ecs")
-
 
 @dataclass(frozen=True)
 class Request:
@@ -97,17 +93,3 @@ class Target(Protocol):
         finding nothing. Never touches another scope's resources.
         """
         ...
-
-
-def make_target(config: Config, name: str) -> Target:
-    """The target called `name` ("local" or "ecs"), built from `config`."""
-    if name == "local":
-        from flowship.deploy.local import LocalTarget
-
-        return LocalTarget(config)
-    if name == "ecs":
-        # Imported lazily: boto3 and prefect-aws load only when deploying to ECS.
-        from flowship.ecs import EcsTarget
-
-        return EcsTarget(config)
-    raise InputError(f"unknown target {name!r}; use one of: {', '.join(TARGETS)}.")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import json
 import operator
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -102,7 +103,9 @@ def analyze(source: bytes) -> ModuleFacts:
 
 def _analyze(source: bytes) -> ModuleFacts:
     try:
-        tree = ast.parse(source)
+        with warnings.catch_warnings():  # a module's own SyntaxWarnings are its author's, not flowship's output
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(source)
     except SyntaxError as exc:
         return ModuleFacts((exc.lineno or 1, f"syntax error: {exc.msg}"), (), ())
     except ValueError as exc:  # null bytes

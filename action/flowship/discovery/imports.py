@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from collections.abc import Iterable
 
 # (level, module, names): `import a.b` -> (0, "a.b", ()); `from ..x import y` -> (2, "x", ("y",)).
@@ -60,7 +61,9 @@ def scan_imports(source: bytes) -> tuple[RawImport, ...]:
             found.append((0, simple.group(1).decode("ascii"), names))
             continue
         try:
-            tree = ast.parse(snippet)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SyntaxWarning)
+                tree = ast.parse(snippet)
         except (SyntaxError, ValueError):
             continue  # prose in a docstring, not an import
         except (RecursionError, MemoryError):

@@ -15,7 +15,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Literal
 
-from flowship.github import COMMENT_MARKER
+from flowship.actions.github import COMMENT_MARKER
 from flowship.markdown import code_block, escape
 from flowship.plan import Plan
 from flowship.redact import redact
