@@ -102,3 +102,12 @@ def drain_prefect():
 
     APILogWorker.drain_all(timeout=10, at_exit=False)
     EventsWorker.drain_all(timeout=10, at_exit=False)
+
+
+@pytest.fixture
+def prefect_proxy(prefect_server):
+    """A fault-injecting proxy in front of the session's Prefect server (testing/faults.py)."""
+    from testing.faults import FaultProxy
+
+    with FaultProxy(prefect_server.url.removesuffix("/api")) as proxy:
+        yield proxy

@@ -15,7 +15,6 @@ import re
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from flowship.cli import main
@@ -23,7 +22,7 @@ from flowship.config import load_config
 from testing.faults import FaultProxy
 from testing.git import Repo
 from testing.ci import ZERO, push_payload
-from testing.deployments import read_back
+from testing.deployments import read_back, recorded as recorded_commit
 from testing.github_server import parse_outputs
 
 DEPLOYMENT_POST = r"/api/deployments/"
@@ -96,15 +95,9 @@ def stored(api: str, names: list[str]) -> dict[str, str]:
 
 
 def recorded(api: str, ci: Ci) -> str | None:
-    """The scope's last deployed commit as flowship keeps it (a Prefect variable)."""
-    resp = httpx.get(f"{api}/variables/name/flowship_deployed_p{ci.suffix}_main")
-    return None if resp.status_code == 404 else resp.json()["value"]
+    return recorded_commit(api, f"p{ci.suffix}")
 
 
-@pytest.fixture
-def prefect_proxy(prefect_server):
-    with FaultProxy(prefect_server.url.removesuffix("/api")) as proxy:
-        yield proxy
 
 
 @pytest.fixture

@@ -85,6 +85,15 @@ def _warm(repo: Repo, base: str, head: str, cache_dir: Path, **kwargs: Any) -> t
     return summary
 
 
+def _warm_pair(repo: Repo, base: str, head: str, tmp_path: Path) -> tuple[tuple, Path, Path, dict[str, Any]]:
+    """A cold plan's summary, and a warm cache filled by the same plan: its folder, flows table file and table."""
+    cold = _warm(repo, base, head, tmp_path / "cold")
+    warm = tmp_path / "warm"
+    _warm(repo, base, head, warm)
+    table_file = warm / FLOWS_TABLE
+    return cold, warm, table_file, _read_table(table_file)
+
+
 def test_every_entry_carries_the_blob_sha_it_was_parsed_from_and_the_version(history, tmp_path):
     repo, base, head = history
     _warm(repo, base, head, tmp_path / "cache")
@@ -121,11 +130,7 @@ def test_a_forged_entry_for_another_blob_cannot_delete_a_flow(history, tmp_path)
 def test_a_forged_base_entry_cannot_make_the_plan_delete_another_deployment(history, tmp_path):
     """Base's a.py 'declared' prod-billing too; trusted, the plan would delete prod-billing/main."""
     repo, base, head = history
-    cold = _warm(repo, base, head, tmp_path / "cold")
-    warm = tmp_path / "warm"
-    _warm(repo, base, head, warm)
-    table_file = warm / FLOWS_TABLE
-    table = _read_table(table_file)
+    cold, warm, table_file, table = _warm_pair(repo, base, head, tmp_path)
     base_a = _blob(repo, base, "flows/a.py")
     claimed, version, (error, declared, flows) = json.loads(table[base_a])
     lie = [error, declared, [["prod_billing", "prod-billing", 9]]]
@@ -155,11 +160,7 @@ def test_even_a_consistent_forgery_cannot_make_a_deletion(history, tmp_path, sid
     """A deletion removes production, so the files behind it are parsed again without the cache
     (changes._confirmed): an entry that names its own blob and lies is believed for everything else."""
     repo, base, head = history
-    cold = _warm(repo, base, head, tmp_path / "cold")
-    warm = tmp_path / "warm"
-    _warm(repo, base, head, warm)
-    table_file = warm / FLOWS_TABLE
-    table = _read_table(table_file)
+    cold, warm, table_file, table = _warm_pair(repo, base, head, tmp_path)
     if side.startswith("head"):
         head_a = _blob(repo, head, "flows/a.py")
         table[head_a] = json.dumps([head_a, VERSION, [None, [], []]])
@@ -260,11 +261,7 @@ def test_a_table_or_graph_file_of_any_shape_is_an_empty_cache(history, tmp_path,
 
 def test_a_cache_file_too_large_to_be_real_is_not_read(history, tmp_path):
     repo, base, head = history
-    cold = _warm(repo, base, head, tmp_path / "cold")
-    warm = tmp_path / "warm"
-    _warm(repo, base, head, warm)
-    table_file = warm / FLOWS_TABLE
-    table = _read_table(table_file)
+    cold, warm, table_file, table = _warm_pair(repo, base, head, tmp_path)
     head_a = _blob(repo, head, "flows/a.py")
     table[head_a] = json.dumps([head_a, VERSION, [None, [], []]])  # a lie, so reading it would show
     table["padding"] = "x" * cache.MAX_FILE_BYTES

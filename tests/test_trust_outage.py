@@ -23,13 +23,12 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from flowship.deploy.client import MAX_RETRIES
 from flowship.actions.report import md
 from testing.ci import ZERO, CiRunner, push_payload
-from testing.deployments import read_back
+from testing.deployments import read_back, recorded as recorded_commit
 from testing.faults import FaultProxy, Rule
 from testing.git import Repo, cpu_flow
 from testing.github_server import parse_outputs
@@ -84,14 +83,12 @@ class Flows:
         } | {f"flows/{m}.py": cpu_flow(m) for m in self.modules}, message="seed")
 
     def recorded(self, api: str) -> str | None:
-        resp = httpx.get(f"{api}/variables/name/flowship_deployed_p{self.suffix}_main")
-        return None if resp.status_code == 404 else resp.json()["value"]
+        return recorded_commit(api, f"p{self.suffix}")
 
 
 @pytest.fixture
-def proxy(prefect_server):
-    with FaultProxy(prefect_server.url.removesuffix("/api")) as proxy:
-        yield proxy
+def proxy(prefect_proxy):
+    return prefect_proxy
 
 
 @pytest.fixture

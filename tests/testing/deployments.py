@@ -124,3 +124,11 @@ def counting_client(config: Config, *, with_lock: bool = False) -> Iterator[tupl
 
     with open_client(config, httpx_settings={"event_hooks": {"request": [record]}}) as client:
         yield client, writes
+
+
+def recorded(api: str, project: str, scope: str = "main") -> str | None:
+    """The scope's last deployed commit as flowship keeps it (a Prefect variable), read straight from the server."""
+    import httpx
+
+    resp = httpx.get(f"{api}/variables/name/flowship_deployed_{project}_{scope}")
+    return None if resp.status_code == 404 else resp.json()["value"]
