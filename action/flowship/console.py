@@ -116,10 +116,6 @@ def warning(message: str, *, file: str | None = None, line: int | None = None, t
     _annotate("warning", message, file, line, title)
 
 
-def notice(message: str, *, file: str | None = None, line: int | None = None, title: str | None = None) -> None:
-    _annotate("notice", message, file, line, title)
-
-
 @contextmanager
 def group(title: str) -> Iterator[None]:
     """A collapsible stage in Actions; closed with a tick (or cross) and its duration."""

@@ -61,10 +61,6 @@ class Event:
     repository_url: str | None = None
     inputs: DispatchInputs = DispatchInputs()
 
-    @property
-    def branch(self) -> str | None:
-        return self.scope.branch if self.scope else None
-
 
 def read_event(env: Mapping[str, str], *, default_branch: str | None = None) -> Event:
     """The event in `env`; `default_branch` overrides the payload's repository.default_branch."""

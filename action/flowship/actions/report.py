@@ -67,10 +67,6 @@ class Report:
     pr_title: str | None = None
     links: dict[str, str] = field(default_factory=dict)  # extra named links (the PR comment)
 
-    @property
-    def ok(self) -> bool:
-        return not any(d.status == "failed" for d in self.deployments) and not any(i.error for i in self.images)
-
 
 # -- escaping ------------------------------------------------------------------
 
