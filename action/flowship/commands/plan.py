@@ -9,12 +9,12 @@ would compare with); else everything.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 from flowship import console, git
-from flowship.changes import choose_base, make_plan
+from flowship.changes import Candidate, make_plan, resolve_base
 from flowship.config import Config
 from flowship.errors import EXIT_OK, EXIT_USAGE, InputError, Problem
-from flowship.changes import Candidate
 from flowship.plan import Plan
 from flowship.scope import Scope
 
@@ -50,16 +50,24 @@ def plan_from_args(config: Config, args: argparse.Namespace) -> Plan:
     )
 
 
+@dataclass(frozen=True)
+class _LocalRange:
+    """A run by hand, as base selection sees an event: its head and a branch's merge base."""
+
+    head: str
+    bases: tuple[Candidate, ...]
+    name: str = "plan"
+
+
 def _last_deployed_base(config: Config, scope: Scope, head: str) -> str | None:
-    candidates: list[Candidate] = []
+    last = None
     if config.env.prefect_api_url:
         from flowship.deploy import read_last_deployed
 
         last = read_last_deployed(config, scope)
-        if last:
-            candidates.append(Candidate("commit", last, "the last deployed commit"))
     else:
         console.info("no --base and no PREFECT_API_URL to read the last deployed commit from.")
+    candidates: list[Candidate] = []
     if not scope.is_main:
         # A CI clone may only have the remote-tracking branch.
         default = git.try_rev_parse(config.root, config.default_branch) or git.try_rev_parse(
@@ -67,7 +75,9 @@ def _last_deployed_base(config: Config, scope: Scope, head: str) -> str | None:
         )
         if default:
             candidates.append(Candidate("merge-base", default, f"the merge base with {config.default_branch}"))
-    base, note = choose_base(config.root, git.rev_parse(config.root, head), candidates)
+    # The one policy (changes/base.py): the last deployed commit first, then the merge base.
+    source = _LocalRange(git.rev_parse(config.root, head), tuple(candidates))
+    base, note = resolve_base(config, source, last, record_read=bool(config.env.prefect_api_url))
     console.info(note)
     return base
 
