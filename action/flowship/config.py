@@ -241,13 +241,23 @@ def environment(env: Mapping[str, str]) -> Environment:
     )
 
 
-def _env_bool(env: Mapping[str, str], name: str) -> bool:
-    value = env.get(name, "").strip().lower()
-    if value in {"", "0", "false", "no", "off"}:
+def yes_no(value: object) -> bool | None:
+    """The one reading of a yes/no setting (environment, dispatch inputs): None when it is neither."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"", "0", "false", "no", "off"}:
         return False
-    if value in {"1", "true", "yes", "on"}:
+    if text in {"1", "true", "yes", "on"}:
         return True
-    raise ConfigError(f"{name}={value!r} must be true or false.")
+    return None
+
+
+def _env_bool(env: Mapping[str, str], name: str) -> bool:
+    value = yes_no(env.get(name, ""))
+    if value is None:
+        raise ConfigError(f"{name}={env.get(name)!r} must be true or false.")
+    return value
 
 
 def _image(name: str, spec: Any) -> ImageFamily:

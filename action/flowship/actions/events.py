@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from flowship.changes.base import Candidate
+from flowship.config import yes_no
 from flowship.errors import InputError
 from flowship.git import ZERO_SHA
 from flowship.scope import Scope
@@ -182,14 +183,10 @@ def _delete(payload: dict[str, Any], default: str, common: dict[str, Any]) -> Ev
 
 def _flag(inputs: Mapping[str, Any], key: str) -> bool:
     value = inputs.get(key, False)
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("", "false", "0", "no", "off"):
-        return False
-    raise InputError(f"the workflow_dispatch input {key}={value!r} must be true or false.")
+    flag = yes_no(value)
+    if flag is None:
+        raise InputError(f"the workflow_dispatch input {key}={value!r} must be true or false.")
+    return flag
 
 
 def _dispatch(env: Mapping[str, str], payload: dict[str, Any], default: str, common: dict[str, Any]) -> Event:
