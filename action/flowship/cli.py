@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         module = importlib.import_module(f"flowship.commands.{args.command}")
         return module.run(config, args)
     except FlowshipError as exc:
-        console.error(str(exc) if not exc.file else exc.message, file=exc.file, line=exc.line)
+        console.failure(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         console.error("interrupted.")

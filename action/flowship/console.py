@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import TextIO
 
 from flowship import redact as _redact
+from flowship.errors import FlowshipError
 
 _state = {"actions": False}
 
@@ -106,6 +107,11 @@ def _annotate(kind: str, message: str, file: str | None, line: int | None, title
     else:
         where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
         print(f"{kind}: {where}{message}", file=_stream(), flush=True)
+
+
+def failure(exc: FlowshipError) -> None:
+    """A `FlowshipError` as people read it: its sentence, annotated at its file:line when it has one."""
+    error(exc.message if exc.file else str(exc), file=exc.file, line=exc.line)
 
 
 def error(message: str, *, file: str | None = None, line: int | None = None, title: str | None = None) -> None:

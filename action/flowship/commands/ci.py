@@ -85,7 +85,7 @@ def run_ci(config: Config, options: Options) -> int:
             _cleanup(config, options, event, run)
     except FlowshipError as exc:
         # Report what was done so far, then fail the step with the error.
-        console.error(exc.message if exc.file else str(exc), file=exc.file, line=exc.line)
+        console.failure(exc)
         run.notes.append(f"Failed: {exc}")
         run.failed = True
         code = exc.exit_code
