@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowship.errors import InputError, Problem
+from flowship.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, InputError, Problem
 from flowship.scope import Scope
 from flowship.workflow import AwsEcsMachine, Workflow
 
@@ -116,6 +116,14 @@ class Plan:
     def declaration_problems(self) -> list[Problem]:
         """The problems tied to a place in the repository: bad input, unlike a bare note."""
         return [p for p in map(Problem.parse, self.problems) if p is not None]
+
+    def exit_code(self, failed: bool = False) -> int:
+        """What a command that made or deployed this plan exits with: 1 when the work
+        failed, else 2 while a declaration needs fixing (the good flows still
+        went; a bad declaration is bad input, as `plan` says), else 0."""
+        if failed:
+            return EXIT_FAILURE
+        return EXIT_USAGE if self.declaration_problems else EXIT_OK
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=False, allow_nan=False)

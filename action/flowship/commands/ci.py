@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from flowship import console
 from flowship.config import Config
 from flowship.commands.targets import TARGETS, make_target
-from flowship.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, FlowshipError, InputError
+from flowship.errors import EXIT_FAILURE, EXIT_OK, FlowshipError, InputError
 from flowship.actions.github import Context, upsert_comment, write_outputs, write_summary
 from flowship.commands.plan import print_plan
 from flowship.plan import Plan
@@ -99,10 +99,7 @@ def run_ci(config: Config, options: Options) -> int:
         _report(config, ctx, event, run)
         raise
     else:
-        code = EXIT_FAILURE if run.failed else EXIT_OK
-        if code == EXIT_OK and run.plan and run.plan.declaration_problems:
-            # The good flows deployed, but a declaration needs fixing: bad input, as `plan` says.
-            code = EXIT_USAGE
+        code = run.plan.exit_code(run.failed) if run.plan else (EXIT_FAILURE if run.failed else EXIT_OK)
     _report(config, ctx, event, run)
     return code
 

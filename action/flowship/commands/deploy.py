@@ -10,7 +10,7 @@ from flowship import console
 from flowship.config import Config
 from flowship.commands.targets import make_target
 from flowship.deploy import STATUSES, DeployResult, deploy_plan
-from flowship.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, InputError
+from flowship.errors import InputError
 from flowship.plan import Plan
 
 
@@ -29,10 +29,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
         result = deploy_plan(config, plan, target, images, force=bool(getattr(args, "force", False)),
                              image_failures=failures)
     print_result(result)
-    if not result.ok:
-        return EXIT_FAILURE
-    # The good flows deployed, but a declaration needs fixing: bad input, as `plan` says.
-    return EXIT_USAGE if plan.declaration_problems else EXIT_OK
+    return plan.exit_code(failed=not result.ok)
 
 
 def load_images(path: str) -> tuple[dict[str, str], dict[str, str]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from flowship import console, git
 from flowship.changes import Candidate, make_plan, resolve_base
 from flowship.config import Config
-from flowship.errors import EXIT_OK, EXIT_USAGE, InputError, Problem
+from flowship.errors import InputError, Problem
 from flowship.plan import Plan
 from flowship.scope import Scope
 
@@ -23,8 +23,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print(plan.dumps())
     print_plan(plan)
-    # A declaration that cannot deploy is bad input; the plan still lists the good ones.
-    return EXIT_USAGE if plan.declaration_problems else EXIT_OK
+    return plan.exit_code()
 
 
 def scope_from_args(config: Config, args: argparse.Namespace) -> Scope:
