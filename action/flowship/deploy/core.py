@@ -14,9 +14,9 @@ serialises them, and 100 concurrent upserts took 6x longer than serial ones
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import partial
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
