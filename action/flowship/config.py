@@ -187,23 +187,19 @@ def default_project(root: Path, env: Mapping[str, str]) -> str:
 
     top: Path | None = None
     prefix = ""
-    origin = None
+    repository = env.get("GITHUB_REPOSITORY", "").strip()
+    name = repository.lower() if _OWNER_NAME.match(repository) else None
     try:
         # One git call for both: `--show-prefix` is root's path below the top level.
         result = git.run(root, "rev-parse", "--show-toplevel", "--show-prefix", check=False)
         if result.returncode == 0:
             lines = result.stdout.decode("utf-8", "surrogateescape").splitlines()
             top, prefix = Path(lines[0]), (lines[1] if len(lines) > 1 else "").strip("/")
-            remote = git.run(root, "config", "--get", "remote.origin.url", check=False)
-            origin = _owner_name(remote.stdout.decode("utf-8", "surrogateescape").strip())
+            if name is None:  # in Actions GITHUB_REPOSITORY says it: no second git call
+                name = _owner_name(git.origin_url(root) or "")
     except FlowshipError:  # no git, or no such directory: the folder's name still names it
         pass
-    repository = env.get("GITHUB_REPOSITORY", "").strip()
-    if _OWNER_NAME.match(repository):
-        name = repository.lower()
-    elif origin:
-        name = origin
-    else:
+    if name is None:
         name = (top or root).name or "flowship"
     return f"{name}/{prefix}" if prefix else name
 

@@ -254,6 +254,13 @@ def is_shallow(root: Path | str) -> bool:
     return _text(run(root, "rev-parse", "--is-shallow-repository")) == "true"
 
 
+def origin_url(root: Path | str) -> str | None:
+    """The `origin` remote's URL, None without one."""
+    result = run(root, "remote", "get-url", "origin", check=False)
+    url = result.stdout.decode("utf-8", "replace").strip()
+    return url if result.returncode == 0 and url else None
+
+
 def remotes(root: Path | str) -> list[str]:
     return [r for r in _text(run(root, "remote")).splitlines() if r]
 

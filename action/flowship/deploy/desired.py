@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from flowship import git
 from flowship.config import Config
 from flowship.deploy import vcs
 from flowship.deploy.state import project_tag
@@ -57,7 +58,7 @@ def commit_info(config: Config, scope: Scope, sha: str) -> Commit:
     if repository:
         server = (g.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
         return Commit(sha, message, scope.branch, repository, f"{server}/{repository}/commit/{sha}", github=True)
-    remote = vcs.remote_url(config.root)
+    remote = git.origin_url(config.root)
     url = f"{remote}#{sha}" if remote else f"file://{config.root}#{sha}"
     return Commit(sha, message, scope.branch, remote or config.root.name, url, github=False)
 

@@ -1,7 +1,7 @@
 """The few git questions deploying asks, answered through `flowship.git`.
 
-`flowship.git` is the one module that runs git; deploying adds three small
-questions on top of it (a commit's subject, the origin URL, a commit's tree
+`flowship.git` is the one module that runs git; deploying adds two small
+questions on top of it (a commit's subject, a commit's tree
 on disk) and a three-valued ancestry test: "I cannot tell" (a commit
 missing from a shallow or rewritten clone) must not read as "older".
 """
@@ -30,12 +30,6 @@ def is_ancestor(root: Path, older: str, newer: str) -> bool | None:
 def subject(root: Path, sha: str) -> str:
     """The first line of the commit's message."""
     return git.run(root, "log", "-1", "--format=%s", sha, "--").stdout.decode("utf-8", "replace").strip()
-
-
-def remote_url(root: Path) -> str | None:
-    result = git.run(root, "remote", "get-url", "origin", check=False)
-    url = result.stdout.decode("utf-8", "replace").strip()
-    return url if result.returncode == 0 and url else None
 
 
 def show(root: Path, sha: str, path: str) -> bytes:
