@@ -10,6 +10,7 @@ behind it are real, and so is whatever they did before a fault.
 
     with FaultProxy(prefect_server.url) as proxy:
         proxy.fail("POST", r"/api/deployments/", nth=3)             # the 3rd one gets a 500
+        proxy.fail("POST", r"/api/deployments/", body=r"flows/c[.]py")  # the one whose body says so
         proxy.fail("PUT", r"/v2/.*/manifests/beta-.*", times=0)     # every matching one
         proxy.fail_after(10, drop=True)                             # the network goes after 10
         proxy.requests                                              # what went through, and how it ended
@@ -37,6 +38,8 @@ class Rule:
     `status` is the answer (with a JSON `detail`), or `drop` closes the
     connection without one. `forward=True` sends the request to the server
     first and then fails the answer: the write happened, the client cannot know.
+    `body` (a regex searched in the request body) picks one request by what it
+    says, where counting cannot: a client's retry of a busy answer is a request too.
     """
 
     method: str | None  # None: any
@@ -46,11 +49,14 @@ class Rule:
     status: int = 500
     drop: bool = False
     forward: bool = False
+    body: re.Pattern[bytes] | None = None
     seen: int = 0  # matching requests so far
     fired: int = 0  # faults injected so far
 
-    def hit(self, method: str, path: str) -> bool:
+    def hit(self, method: str, path: str, body: bytes) -> bool:
         if (self.method and self.method != method) or not self.path.fullmatch(path):
+            return False
+        if self.body is not None and not self.body.search(body):
             return False
         self.seen += 1
         if self.seen >= self.nth and (self.times == 0 or self.fired < self.times):
@@ -94,8 +100,9 @@ class FaultProxy:
 
     # -- faults ----------------------------------------------------------------------
     def fail(self, method: str | None, path: str, *, nth: int = 1, times: int = 1, status: int = 500,
-             drop: bool = False, forward: bool = False) -> Rule:
-        rule = Rule(method, re.compile(path), nth=nth, times=times, status=status, drop=drop, forward=forward)
+             drop: bool = False, forward: bool = False, body: str | None = None) -> Rule:
+        rule = Rule(method, re.compile(path), nth=nth, times=times, status=status, drop=drop, forward=forward,
+                    body=re.compile(body.encode()) if body is not None else None)
         with self.lock:
             self.rules.append(rule)
         return rule
@@ -119,10 +126,10 @@ class FaultProxy:
         with self.lock:
             return [r for r in self.requests if r.method == method and pattern.fullmatch(r.path)]
 
-    def _fault(self, method: str, path: str) -> Rule | None:
+    def _fault(self, method: str, path: str, body: bytes) -> Rule | None:
         with self.lock:
             for rule in self.rules:
-                if rule.hit(method, path):
+                if rule.hit(method, path, body):
                     return rule
         return None
 
@@ -167,7 +174,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             method = self.command
             path = urlsplit(self.path).path
             body = self._body()
-            rule = proxy._fault(method, path)
+            rule = proxy._fault(method, path, body)
             if rule is not None and not rule.forward:
                 return self._inject(rule, method, path)
             status, headers, data = self._forward(method, body)
