@@ -135,7 +135,7 @@ def test_a_broken_head_file_never_deletes_its_deployment(repo: Repo):
     repo.commit({"flows/a.py": seed_flow("alpha") + "\ndef broken(:\n"})
     result = plan(repo, base)
     assert result.delete == () and result.workflows == ()
-    assert len(result.problems) == 1 and result.problems[0].startswith("flows/a.py:")
+    assert len(result.problems) == 1 and str(result.problems[0]).startswith("flows/a.py:")
 
 
 PYPROJECT = """

@@ -197,7 +197,7 @@ def test_plan_matches_the_brute_force_oracle(history):
         full = make_plan(config, scope=Scope.main(), base=base, head=head, full_scan=True)
         assert [(w.name, w.reasons) for w in plan.workflows] == [(w.name, w.reasons) for w in full.workflows]
         assert (plan.delete, plan.images) == (full.delete, full.images)
-        assert set(plan.problems) <= set(full.problems)
+        assert set(plan.messages) <= set(full.messages)
 
         changed = {p for p in set(base_files) | set(head_files) if base_files.get(p) != head_files.get(p)}
         files = {p for p in set(base_files) | set(head_files) if p.endswith(".py")}

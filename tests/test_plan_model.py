@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from flowship import AwsEcsImage, AwsEcsMachine, Workflow
-from flowship.errors import InputError
+from flowship.errors import EXIT_OK, EXIT_USAGE, InputError, Problem
 from flowship.plan import Deletion, Plan, PlannedImage, PlannedWorkflow
 from flowship.scope import Scope
 
@@ -47,3 +48,17 @@ def test_malformed_plans_are_input_errors(tmp_path, text):
     path.write_text(text)
     with pytest.raises(InputError):
         Plan.load(path)
+
+
+def test_problems_travel_as_data_and_notes_as_sentences():
+    """A note that looks like `file:line: ...` is still a note: nothing is parsed back from text."""
+    problem = Problem("flows/bad.py", 7, "Workflow(...) must be at the module's top level.")
+    note = "flows/x.py:3: reads like a place, but the analysis wrote it as a note."
+    plan = replace(sample(), problems=(problem,), notes=(note,))
+    data = json.loads(plan.dumps())
+    assert data["problems"] == [str(problem), note]  # the contract's list of sentences, unchanged
+    assert data["declaration_problems"] == [{"file": "flows/bad.py", "line": 7, "message": problem.message}]
+    back = Plan.from_json(data)
+    assert back == plan and back.exit_code() == EXIT_USAGE
+    only_note = replace(sample(), notes=(note,))
+    assert Plan.from_json(json.loads(only_note.dumps())).exit_code() == EXIT_OK

@@ -82,7 +82,7 @@ def test_a_duplicate_name_in_an_untouched_file_is_still_found(repo: Repo):
     repo.commit({"flows/a.py": flow("taken")})  # now clashes with flows/old.py, which did not change
     partial, full = both(repo, base)
     assert partial.workflows == () and [d.name for d in partial.delete] == []  # a broken head file deletes nothing
-    clash = [p for p in full.problems if "two workflows are named 'taken'" in p]
+    clash = [p for p in full.problems if "two workflows are named 'taken'" in p.message]
     assert len(clash) == 2 and set(clash) <= set(partial.problems)
 
 

@@ -46,7 +46,7 @@ def _summary(plan) -> tuple:
         [(w.name, w.file, w.line, w.reasons, w.workflow.to_json()) for w in plan.workflows],
         [d.to_json() for d in plan.delete],
         [(i.name, i.rebuild) for i in plan.images],
-        plan.problems,
+        plan.messages,
     )
 
 

@@ -8,7 +8,6 @@ and exits with the error's code.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -64,12 +63,3 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.message}"
-
-    @classmethod
-    def parse(cls, text: str) -> Problem | None:
-        """A `file:line: message` string (as plans carry problems) back as a Problem, else None."""
-        match = _PLACE.match(text)
-        return cls(match[1], int(match[2]), match[3]) if match else None
-
-
-_PLACE = re.compile(r"^([^\n]+?):(\d+): (.*)$", re.S)

@@ -2,7 +2,8 @@
 
 Its JSON (schema 1) is a contract (docs/design.md): `plan --json` writes it and
 `build`/`deploy --plan FILE` read it. Fields beyond the contract's are
-additive (`declaration`, `line`, `deps_tag`) so readers of schema 1 keep working.
+additive (`declaration`, `line`, `deps_tag`, `declaration_problems`) so readers
+of schema 1 keep working.
 """
 
 from __future__ import annotations
@@ -98,7 +99,15 @@ class Plan:
     workflows: tuple[PlannedWorkflow, ...] = ()
     delete: tuple[Deletion, ...] = ()
     images: tuple[PlannedImage, ...] = ()
-    problems: tuple[str, ...] = field(default=())  # `file:line: message`, for the report
+    # Problems travel as data from discovery to the exit code and the report's
+    # annotations; notes are sentences about the analysis, never bad input.
+    problems: tuple[Problem, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def messages(self) -> tuple[str, ...]:
+        """Every problem (`file:line: message`) and note, as the report lists them."""
+        return (*map(str, self.problems), *self.notes)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,13 +118,9 @@ class Plan:
             "workflows": [w.to_json() for w in self.workflows],
             "delete": [d.to_json() for d in self.delete],
             "images": [i.to_json() for i in self.images],
-            "problems": list(self.problems),
+            "problems": list(self.messages),
+            "declaration_problems": [{"file": p.file, "line": p.line, "message": p.message} for p in self.problems],
         }
-
-    @property
-    def declaration_problems(self) -> list[Problem]:
-        """The problems tied to a place in the repository: bad input, unlike a bare note."""
-        return [p for p in map(Problem.parse, self.problems) if p is not None]
 
     def exit_code(self, failed: bool = False) -> int:
         """What a command that made or deployed this plan exits with: 1 when the work
@@ -123,7 +128,7 @@ class Plan:
         went; a bad declaration is bad input, as `plan` says), else 0."""
         if failed:
             return EXIT_FAILURE
-        return EXIT_USAGE if self.declaration_problems else EXIT_OK
+        return EXIT_USAGE if self.problems else EXIT_OK
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=False, allow_nan=False)
@@ -133,6 +138,9 @@ class Plan:
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise InputError(f"this is not a flowship plan of schema {SCHEMA}; write one with `flowship plan --json`.")
         try:
+            problems = tuple(
+                Problem(str(p["file"]), int(p["line"]), str(p["message"])) for p in data.get("declaration_problems", ())
+            )
             return cls(
                 base=data["base"],
                 head=data["head"],
@@ -143,7 +151,8 @@ class Plan:
                     PlannedImage(i["name"], i["tag"], bool(i["rebuild"]), tuple(i.get("reasons", ())), i.get("deps_tag"))
                     for i in data["images"]
                 ),
-                problems=tuple(data.get("problems", ())),
+                problems=problems,
+                notes=tuple(m for m in data.get("problems", ()) if m not in set(map(str, problems))),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"the plan is malformed ({type(exc).__name__}: {exc}); write it again with `flowship plan --json`.") from None

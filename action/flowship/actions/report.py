@@ -142,7 +142,7 @@ def comment_markdown(report: Report) -> str:
 
 
 def _problems(report: Report) -> tuple[str, ...]:
-    return report.problems or (report.plan.problems if report.plan else ())
+    return report.problems or (report.plan.messages if report.plan else ())
 
 
 def _reasons(reasons: tuple[str, ...], limit: int = 5) -> str:

@@ -110,7 +110,8 @@ def make_plan(
         workflows=planned,
         delete=tuple(Deletion(name, deployment_name(name, scope)) for name in deletions),
         images=images,
-        problems=tuple(str(p) for p in found.problems) + tuple(analysis.notes),
+        problems=tuple(found.problems),
+        notes=tuple(analysis.notes),
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from flowship import console, git
 from flowship.changes import Candidate, make_plan, resolve_base
 from flowship.config import Config
-from flowship.errors import InputError, Problem
+from flowship.errors import InputError
 from flowship.plan import Plan
 from flowship.scope import Scope
 
@@ -101,12 +101,10 @@ def print_plan(plan: Plan, *, title: str | None = None) -> None:
         for i in plan.images:
             why = f"rebuild deps <- {_reasons(i.reasons)}" if i.rebuild else "deps unchanged, code layer only"
             console.info(f"    {i.tag}  {why}")
-    for text in plan.problems:
-        problem = Problem.parse(text)
-        if problem:
-            console.error(problem.message, file=problem.file, line=problem.line, title=title)
-        else:
-            console.warning(text, title=title)
+    for problem in plan.problems:
+        console.error(problem.message, file=problem.file, line=problem.line, title=title)
+    for note in plan.notes:
+        console.warning(note, title=title)
 
 
 def _reasons(reasons: tuple[str, ...], limit: int = 3) -> str:
