@@ -30,18 +30,20 @@ from flowship.actions.report import DeploymentLine, ImageLine, Report, RunLine, 
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from flowship.actions.events import Event
+    from flowship.actions.events import DispatchInputs, Event
 
 
 
 @dataclass(frozen=True)
 class Options:
-    """What the run was asked to do beyond the event (the action's inputs)."""
+    """What the run was asked to do beyond the event: the action's inputs (from the
+    environment), then a manual dispatch's own inputs merged in once (`merged`)."""
 
     target: str = "ecs"
     flows: tuple[str, ...] = ()
     force_rebuild: bool = False
-    run_after_deploy: bool = False
+    run: bool = False  # start a run of each deployed flow
+    wait: bool = False  # and follow the runs to their end
     dry_run: bool = False
 
     @classmethod
@@ -50,8 +52,14 @@ class Options:
         target = overrides.pop("target", None) or env.target or "ecs"
         if target not in TARGETS:
             raise InputError(f"target {target!r} is not one of: {', '.join(TARGETS)}.")
+        # The action's `run` input waits, so a failed run fails the step.
         return cls(target=target, flows=env.flows, force_rebuild=env.force_rebuild,
-                   run_after_deploy=env.run_after_deploy, dry_run=env.dry_run, **overrides)
+                   run=env.run_after_deploy, wait=env.run_after_deploy, dry_run=env.dry_run, **overrides)
+
+    def merged(self, inputs: DispatchInputs) -> Options:
+        """A dispatch's inputs add to the action's: either asking is enough."""
+        return replace(self, flows=self.flows or inputs.flows, force_rebuild=self.force_rebuild or inputs.force_rebuild,
+                       run=self.run or inputs.run, wait=self.wait or inputs.wait)
 
 
 @dataclass
@@ -76,6 +84,7 @@ def run_ci(config: Config, options: Options) -> int:
         console.info(event.reason)
         if event.pr_title is not None:
             console.info(f"pull request #{event.pr}: {event.pr_title}")  # neutralized: a title is anyone's text
+    options = options.merged(event.inputs)
     run = _Run(title=_title(event))
     run.notes.append(event.reason)
     try:
@@ -119,14 +128,12 @@ def _title(event: Event) -> str:
 # -- deploy ------------------------------------------------------------------------
 def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
     assert event.scope is not None and event.head is not None
-    flows = options.flows or event.inputs.flows
-    force_rebuild = options.force_rebuild or event.inputs.force_rebuild
     rollback = event.inputs.ref is not None
     if rollback:
         _check_rollback(config, event)
     with console.group("Plan"):
-        base = None if (event.everything and not flows) else _base(config, event, options)
-        run.plan = plan = _plan(config, event, base=base, flows=flows, force_rebuild=force_rebuild)
+        base = None if (event.everything and not options.flows) else _base(config, event, options)
+        run.plan = plan = _plan(config, event, base=base, flows=options.flows, force_rebuild=options.force_rebuild)
         print_plan(plan, title="flowship")
     if event.fork:
         run.notes.append(
@@ -143,7 +150,7 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
     image_failures: dict[str, str] = {}
     if options.target == "ecs" and plan.images and plan.workflows:
         with console.group("Images"):
-            images, image_failures = _build(config, plan, force_rebuild, run)
+            images, image_failures = _build(config, plan, options.force_rebuild, run)
     with console.group(f"Deploy to {options.target}"):
         from flowship.deploy import deploy_plan
         from flowship.deploy.runs import deployment_url
@@ -157,13 +164,11 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
         run.failed |= not result.ok
         if rollback:
             run.notes.append(f"Rollback: deployed {plan.head[:12]} even where a newer commit was deployed.")
-    if (options.run_after_deploy or event.inputs.run) and result.ok:
+    if options.run and result.ok:
         with console.group("Runs"):
             live = {o.deployment: o.deployment_id for o in result.outcomes
                     if o.status in ("created", "updated", "unchanged") and o.deployment_id}
-            # The action's `run` input waits (so the job shows the runs' outcome);
-            # a manual dispatch chooses with its own `wait` input.
-            _start_runs(config, run, live, wait=options.run_after_deploy or event.inputs.wait)
+            _start_runs(config, run, live, wait=options.wait)
 
 
 def _check_rollback(config: Config, event: Event) -> None:
@@ -236,22 +241,10 @@ def _build(config: Config, plan: Plan, force: bool, run: _Run) -> tuple[dict[str
 
 
 def _start_runs(config: Config, run: _Run, live: dict[str, UUID], *, wait: bool) -> None:
-    """Start one run of each live deployment (name -> id); with `wait`, follow them to
-    their final states (the job's own timeout bounds the wait)."""
-    import time
+    """Start one run of each live deployment; with `wait`, a run that did not complete fails the job."""
+    from flowship.deploy.runs import run_url, start_runs
 
-    from flowship.deploy.client import open_client
-    from flowship.deploy.runs import run_url
-
-    names = list(live)
-    with open_client(config) as client:
-        started = [client.create_flow_run_from_deployment(live[name]) for name in names]
-        for name, flow_run in zip(names, started, strict=True):
-            console.info(f"started {flow_run.name} of {name}")
-        while wait and not all(f.state and f.state.is_final() for f in started):
-            time.sleep(5)
-            started = [client.read_flow_run(f.id) for f in started]
-    for name, flow_run in zip(names, started, strict=True):
+    for name, flow_run in start_runs(config, live, wait=wait, say=console.info).items():
         state = (flow_run.state.name or str(flow_run.state.type)) if flow_run.state else "unknown"
         run.runs.append(RunLine(name, state, run_url(config, flow_run.id)))
         if wait and not (flow_run.state and flow_run.state.is_completed()):

@@ -1,11 +1,11 @@
-"""Starting a flow run of a deployment by hand, and following it to its end."""
+"""Starting flow runs of deployments (by hand, or after a deploy) and following them to their end."""
 
 from __future__ import annotations
 
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -180,3 +180,19 @@ def run_deployment(config: Config, flow: str, scope_name: str, params: dict[str,
         except KeyboardInterrupt:
             raise FlowshipError(f"stopped following {flow_run.name}; it goes on running"
                                 + (f": {url}" if url else ".")) from None
+
+
+def start_runs(config: Config, deployments: Mapping[str, UUID], *, wait: bool, say: Callable[[str], None],
+               poll: float = 5.0) -> dict[str, FlowRun]:
+    """Start one run of each deployment (name -> id) and, with `wait`, poll them all to
+    their final states (the job's own timeout bounds the wait); each run as last read."""
+    from flowship.deploy.client import open_client
+
+    with open_client(config) as client:
+        started = {name: client.create_flow_run_from_deployment(id_) for name, id_ in deployments.items()}
+        for name, flow_run in started.items():
+            say(f"started {flow_run.name} of {name}")
+        while wait and not all(f.state and f.state.is_final() for f in started.values()):
+            time.sleep(poll)
+            started = {name: client.read_flow_run(f.id) for name, f in started.items()}
+    return started
