@@ -8,6 +8,7 @@ import re
 import shlex
 
 from flowship.actions.github import COMMENT_MARKER
+from flowship.errors import Problem
 from flowship.plan import Deletion, Plan, PlannedImage, PlannedWorkflow
 from flowship.actions.report import DeploymentLine, ImageLine, Report, code_block, comment_markdown, md, outputs, summary_markdown
 from flowship.scope import Scope
@@ -22,7 +23,7 @@ def _plan(scope: Scope, name: str = "train", file: str = "flows/train.py") -> Pl
                          image="ml", workflow=Workflow(machine=AwsEcsMachine()), reasons=(file, "requirements.txt"))
     return Plan(base=BASE, head=HEAD, scope=scope, workflows=(wf,), delete=(Deletion("old", f"old/{scope.name}"),),
                 images=(PlannedImage("ml", "ml-" + HEAD, True, ("requirements.txt",)),),
-                problems=("flows/bad.py:3: Workflow(machine=...) is not a call",))
+                problems=(Problem("flows/bad.py", 3, "Workflow(machine=...) is not a call"),))
 
 
 def _report(scope: Scope, **kw) -> Report:
@@ -64,8 +65,9 @@ def test_summary_says_what_changed_why_and_what_happened():
     assert "| old | — | old\\/" in text and "removed from the repository" in text
     assert "| ml | rebuilt | reg\\/flowship@\u200bsha256\\:cccc" in text
     assert "[train\\/" in text and "](http://ui/deployments/deployment/1)" in text
-    assert "1 created, 1 deleted, 1 skipped." in text
-    assert "- flows\\/bad\\.py\\:3\\: Workflow\\(machine" in text
+    assert "1 created, 1 skipped, 1 deleted." in text
+    assert "**flows\\/bad\\.py\\:3\\:** a declaration problem" in text
+    assert "| flows\\/bad\\.py\\:3 | ❌ not deployed: Workflow\\(machine" in text
     assert "[This run](https://github.com/o/r/actions/runs/1)" in text
 
 

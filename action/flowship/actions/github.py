@@ -47,6 +47,10 @@ class Context:
         )
 
     @property
+    def repository_url(self) -> str | None:
+        return f"{self.server_url}/{self.repository}" if self.repository else None
+
+    @property
     def run_url(self) -> str | None:
         if self.repository and self.run_id:
             return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"

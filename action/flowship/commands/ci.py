@@ -160,7 +160,7 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
         result = deploy_plan(config, plan, target, images, force=rollback, image_failures=image_failures)
         for o in result.outcomes:
             url = deployment_url(config, o.deployment_id) if o.deployment_id and o.status != "deleted" else None
-            run.deployments.append(DeploymentLine(o.deployment, o.status, o.detail, url, f"{url}/run" if url else None))
+            run.deployments.append(DeploymentLine.of(o, url))
         run.failed |= not result.ok
         if rollback:
             run.notes.append(f"Rollback: deployed {plan.head[:12]} even where a newer commit was deployed.")
@@ -283,7 +283,7 @@ def _report(config: Config, ctx: Context, event: Event, run: _Run) -> None:
             title=run.title, scope=event.scope, head=event.head, base=run.plan.base if run.plan else None,
             plan=run.plan, notes=tuple(run.notes), images=tuple(run.images), deployments=tuple(run.deployments),
             runs=tuple(run.runs), run_url=ctx.run_url,
-            prefect_ui_url=config.env.prefect_ui_url, pr_title=event.pr_title,
+            prefect_ui_url=config.env.prefect_ui_url, pr_title=event.pr_title, repository_url=ctx.repository_url,
         )
         if event.pr is not None and event.repository:
             report = replace(report, links=_comment(config, ctx, event, report))

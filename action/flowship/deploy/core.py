@@ -24,7 +24,7 @@ from flowship import console, git
 from flowship.config import Config
 from flowship.deploy import lease, remote, timeouts, vcs
 from flowship.deploy.client import describe, unreachable, using
-from flowship.deploy.desired import commit_info, desired, differences, parameter_schema
+from flowship.deploy.desired import Change, commit_info, desired, differences, parameter_schema
 from flowship.deploy.state import forget_deployed, other_project, read_last_deployed, record_deployed
 from flowship.deploy.target import Request, Target
 from flowship.errors import FlowshipError, InputError
@@ -50,6 +50,7 @@ class Outcome:
     # The deployment's Prefect id where it exists: callers link to it and start
     # runs of it without reading every deployment again by name.
     deployment_id: UUID | None = None
+    changes: tuple[Change, ...] = ()  # an update's fields, old and new values
 
 
 @dataclass
@@ -267,11 +268,14 @@ class _Deployer:
         changed = differences(want, current)
         if changed:
             remote.upsert(self.client, current.flow_id, want)  # an upsert: the id stays
+        names = [c.field for c in changed]
+        before = timeouts.seconds(self.automations.get(full))
         if timeout := self.converge_timeout(workflow, current.id):
-            changed.append(timeout)
+            names.append(timeout)
+            changed.append(Change("timeout_seconds", before, workflow.workflow.timeout_seconds or None))
         if not changed:
             return Outcome(full, "unchanged", "", **where, deployment_id=current.id)
-        return Outcome(full, "updated", ", ".join(changed), **where, deployment_id=current.id)
+        return Outcome(full, "updated", ", ".join(names), **where, deployment_id=current.id, changes=tuple(changed))
 
     def converge_timeout(self, workflow: PlannedWorkflow, deployment_id: Any) -> str | None:
         full = f"{workflow.name}/{self.scope.name}"

@@ -81,6 +81,22 @@ def schedule_key(schedule: Cron | Interval, active: bool) -> dict[str, Any]:
     return {"interval": float(schedule.seconds), "active": active}
 
 
+def schedule_name(key: dict[str, Any]) -> str:
+    """A schedule as a person names it: `cron 0 5 * * * UTC`, `every 1 h`."""
+    if "cron" in key:
+        return f"cron {key['cron']} {key.get('timezone') or 'UTC'}"
+    if "interval" in key:
+        return f"every {_duration(float(key['interval']))}"
+    return str(key.get("other", "schedule"))
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
 @dataclass(frozen=True)
 class Desired:
     """One deployment as flowship wants it: `flow_name/name`."""
@@ -185,15 +201,28 @@ def _ordered(schedules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(schedules, key=lambda s: json.dumps(s, sort_keys=True))
 
 
-def differences(want: Desired, deployment: Any) -> list[str]:
-    """The OWNED fields whose current value differs from the wanted one.
+@dataclass(frozen=True)
+class Change:
+    """One field flowship owns that differs: its value in Prefect now (`old`) and the one wanted.
+
+    The report shows both, so a reviewer reads what an update does, not only
+    which fields it touches.
+    """
+
+    field: str
+    old: Any
+    new: Any
+
+
+def differences(want: Desired, deployment: Any) -> list[Change]:
+    """The OWNED fields whose current value differs from the wanted one, with both values.
 
     A self-hosted Prefect server accepts `version_info` but does not keep it
     (only Prefect Cloud does), so it is compared only where it reads back.
     """
     have = current_fields(deployment)
     return [
-        name for name in OWNED
+        Change(name, have[name], want.fields[name]) for name in OWNED
         if want.fields[name] != have[name] and not (name == "version_info" and have[name] is None)
     ]
 

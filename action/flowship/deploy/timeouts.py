@@ -129,6 +129,12 @@ def converge(
     return "timeout"
 
 
+def seconds(automation: Automation | None) -> float | None:
+    """The timeout an existing automation enforces (what the report shows as the old value)."""
+    within = getattr(getattr(automation, "trigger", None), "within", None)
+    return within.total_seconds() if within is not None else None
+
+
 def delete(client: SyncPrefectClient, automation_id: UUID) -> None:
     client.delete_automation(automation_id)  # a 404 (already gone) is fine
 
