@@ -10,6 +10,7 @@ suite quick after the first push.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import uuid
@@ -185,8 +186,10 @@ def _record_in_ecr(ecr, project: Project, tags: list[str]) -> None:
     """Play ECR's storage: what was pushed (to the local registry) becomes visible to ECR's API."""
     for tag in tags:
         manifest, media_type = project.registry.manifest(project.repository, tag)
+        # The digest ECR would compute (moto's own is not the manifest's sha256):
+        # a code image is then made on exactly the manifest ECR named.
         ecr.put_image(repositoryName="flowship", imageTag=tag, imageManifest=manifest.decode(),
-                      imageManifestMediaType=media_type)
+                      imageManifestMediaType=media_type, imageDigest="sha256:" + hashlib.sha256(manifest).hexdigest())
 
 
 def test_ecr_decides_what_exists_and_signs_in_with_a_masked_token(project, ecr):

@@ -13,6 +13,7 @@ import pytest
 from flowship.config import parse_config
 from flowship.errors import FlowshipError, InputError
 from flowship.images import deps_tag, family_inputs, render, source
+from flowship.images.append import Layer, extend_config
 from flowship.images.registry import HttpRegistry, Remote, open_registry
 from testing.servers import free_port
 
@@ -155,6 +156,52 @@ def test_code_context_excludes_caches_and_dockerignore_patterns(repo):
         "runtime/flowship/__init__.py", "runtime/flowship/workflow.py",
         "runtime/flowship/errors.py", "runtime/flowship/scope.py", "runtime/flowship/py.typed",
     }
+
+
+def test_the_code_layer_holds_what_the_code_dockerfile_copies_and_is_reproducible(repo):
+    repo.commit({"flows/a.py": "A = 1\n", "notebooks/n.ipynb": "{}\n", ".dockerignore": "notebooks\n"})
+    commit = source.Commit.at(repo.path, "HEAD")
+    tar = source.code_layer(commit, code_dir=render.CODE_DIR, runtime_dir=render.RUNTIME_DIR)
+    with tarfile.open(fileobj=io.BytesIO(tar)) as layer:
+        members = {m.name: m for m in layer.getmembers()}
+    assert {n for n, m in members.items() if m.isfile()} == {
+        "opt/flowship/code/flows/a.py", *(f"opt/flowship/runtime/{n}" for n in source.runtime_files()),
+    }
+    # Parents first, root-owned, with the modes docker gives what a COPY creates.
+    names = list(members)
+    assert names.index("opt/flowship/code") < names.index("opt/flowship/code/flows/a.py")
+    assert all(m.uid == m.gid == 0 for m in members.values())
+    assert members["opt/flowship/runtime/flowship"].mode == 0o755
+    assert Layer.of(tar) == Layer.of(source.code_layer(commit, code_dir=render.CODE_DIR, runtime_dir=render.RUNTIME_DIR))
+
+
+DEPS_CONFIG = {
+    "architecture": "amd64", "os": "linux", "container": "abc", "container_config": {"Cmd": ["sh"]},
+    "config": {"Env": ["PATH=/bin", "PYTHONPATH=/old", "A=1"], "Cmd": ["python3"], "WorkingDir": "/opt/flowship/deps",
+               "Labels": {"dev.flowship.family": "base", "vendor": "x"}},
+    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "1" * 64]},
+    "history": [{"created_by": "deps"}],
+}
+
+
+def test_the_appended_config_is_the_deps_config_as_the_code_dockerfile_leaves_it():
+    config = extend_config(
+        DEPS_CONFIG, "sha256:" + "2" * 64, platform="linux/amd64", deps_ref="r/x@sha256:d",
+        labels={"dev.flowship.deps": "base-deps-1"}, created="2026-01-02T03:04:05Z", created_by="flowship",
+    )
+    runtime = config["config"]
+    # ENV replaces a variable in place, as docker build does; the rest is inherited.
+    assert runtime["Env"] == ["PATH=/bin", "PYTHONPATH=/opt/flowship/code:/opt/flowship/runtime", "A=1"]
+    assert runtime["WorkingDir"] == render.CODE_DIR and runtime["Cmd"] == ["python3"]
+    assert runtime["Labels"] == {"dev.flowship.family": "base", "vendor": "x", "dev.flowship.deps": "base-deps-1"}
+    assert config["rootfs"]["diff_ids"] == ["sha256:" + "1" * 64, "sha256:" + "2" * 64]
+    assert config["history"][-1] == {"created": "2026-01-02T03:04:05Z", "created_by": "flowship"}
+    assert "container" not in config and "container_config" not in config  # the deps build's, not this image's
+    assert DEPS_CONFIG["config"]["Env"][1] == "PYTHONPATH=/old"  # the input is left alone
+
+    with pytest.raises(FlowshipError, match=r"^r/x@sha256:d is built for linux/amd64, not linux/arm64, the platform"):
+        extend_config(DEPS_CONFIG, "sha256:" + "2" * 64, platform="linux/arm64", deps_ref="r/x@sha256:d",
+                      labels={}, created="", created_by="")
 
 
 def test_remote_parse():

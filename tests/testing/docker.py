@@ -108,6 +108,24 @@ class LocalRegistry:
         with urllib.request.urlopen(request, timeout=10) as resp:
             return resp.read(), resp.headers["Content-Type"]
 
+    def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
+        """Store a manifest (an index, say) as another client would; returns its digest."""
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.url}/v2/{repository}/manifests/{reference}", data=body, method="PUT",
+            headers={"Content-Type": media_type},
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.headers["Docker-Content-Digest"]
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        """Remove a manifest (and so every tag on it): the registry no longer has that image."""
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.url}/v2/{repository}/manifests/{digest}", method="DELETE")
+        urllib.request.urlopen(request, timeout=10).close()
+
 
 def start_registry(workdir: Path) -> LocalRegistry:
     if not os.access(REGISTRY_BIN, os.X_OK):

@@ -1,6 +1,10 @@
 """Build and push what a plan's `images` ask for: a deps image per family when
 its content hash is new, and a thin code image per family and commit.
 
+Deps images are docker builds. A code image is made through the registry's
+API on top of the deps image there (images/append.py: nothing is pulled and
+no Docker daemon is needed), or, with `code_via="docker"`, built `FROM` it.
+
 One family failing (a broken requirement, a registry that cannot be asked)
 is recorded and the others go on; the caller decides what that means for
 the flows that need it.
@@ -9,7 +13,7 @@ the flows that need it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from flowship import console
 from flowship.config import Config
@@ -33,6 +37,8 @@ class FamilyImages:
     ref: str  # the code image, by digest
     deps_built: bool
     code_built: bool
+    code_via: str | None = None  # "registry" or "docker" when code_built
+    code_sent: int | None = None  # bytes the registry API uploaded for the code image (None: docker's push)
 
 
 @dataclass
@@ -58,10 +64,15 @@ class BuildResult:
         return {"images": dict(self.refs), "failed": dict(self.failed)}
 
 
-def build_images(config: Config, plan: Plan, *, force: bool = False, client: Any = None) -> BuildResult:
+def build_images(
+    config: Config, plan: Plan, *, force: bool = False, client: Any = None,
+    code_via: Literal["registry", "docker"] = "registry",
+) -> BuildResult:
     """Build and push the images `plan` needs; `force` rebuilds even what the registry has.
 
-    `client` is a docker SDK `DockerClient` (default: `docker.from_env()`).
+    `client` is a docker SDK `DockerClient` (default: `docker.from_env()`),
+    asked for only when something is built with docker. `code_via="docker"`
+    builds code images `FROM` the deps image (pulling it where it is absent).
     """
     result = BuildResult()
     families = list(dict.fromkeys(image.name for image in plan.images))  # each family once per commit
@@ -72,8 +83,7 @@ def build_images(config: Config, plan: Plan, *, force: bool = False, client: Any
     try:
         commit = source.Commit.at(config.root, plan.head)
         registry = open_registry(config)
-        daemon = _daemon(client)
-        auth = daemon.login(registry.credentials())
+        docker = _Docker(client, registry.credentials())
     except FlowshipError as exc:
         if exc.exit_code != 1:
             raise  # bad configuration: a usage error, not a failed build
@@ -84,9 +94,9 @@ def build_images(config: Config, plan: Plan, *, force: bool = False, client: Any
         try:
             with console.group(f"image {family}"):
                 result.images[family] = _build_family(
-                    config, family, commit, registry, daemon, auth,
+                    config, family, commit, registry, docker,
                     code_tag=code_tags[family] or f"{family}-{commit.sha}",
-                    planned_deps=planned_deps[family], force=force,
+                    planned_deps=planned_deps[family], force=force, code_via=code_via,
                 )
             result.refs[family] = result.images[family].ref
         except FlowshipError as exc:  # a bad template too: it fails its own family only
@@ -95,15 +105,29 @@ def build_images(config: Config, plan: Plan, *, force: bool = False, client: Any
     return result
 
 
-def _daemon(client: Any) -> Daemon:
-    from flowship.images.daemon import Daemon
+class _Docker:
+    """The daemon, started and signed in on first use: a code-only commit never needs it."""
 
-    return Daemon(client)
+    def __init__(self, client: Any, credentials: dict[str, str] | None):
+        self.client = client
+        self.credentials = credentials
+        self._daemon: Daemon | None = None
+        self.auth: dict[str, str] | None = None
+
+    @property
+    def daemon(self) -> Daemon:
+        if self._daemon is None:
+            from flowship.images.daemon import Daemon
+
+            daemon = Daemon(self.client)
+            self.auth = daemon.login(self.credentials)
+            self._daemon = daemon
+        return self._daemon
 
 
 def _build_family(
-    config: Config, family: str, commit: source.Commit, registry: Registry, daemon: Daemon,
-    auth: dict[str, str] | None, *, code_tag: str, planned_deps: str | None, force: bool,
+    config: Config, family: str, commit: source.Commit, registry: Registry, docker: _Docker, *,
+    code_tag: str, planned_deps: str | None, force: bool, code_via: str,
 ) -> FamilyImages:
     remote = registry.remote
     spec = render.resolve_family(config, family, commit.read)
@@ -117,31 +141,40 @@ def _build_family(
     if deps_built:
         console.info(f"{remote.tagged(deps)}: {'forced rebuild' if force else 'not in the registry'}; building it")
         dockerfile = render.render_deps(spec, files)
-        daemon.build(
+        docker.daemon.build(
             source.deps_context(files, dockerfile, render.DOCKERFILE), remote.tagged(deps),
             dockerfile=render.DOCKERFILE, platform=spec.platform,
             labels={"dev.flowship.family": family, "dev.flowship.deps": deps},
         )
-        deps_digest = daemon.push(remote, deps, auth)
+        deps_digest = docker.daemon.push(remote, deps, docker.auth)
     else:
         console.info(f"{remote.tagged(deps)}: in the registry ({deps_digest}); not rebuilt")
+    assert deps_digest is not None  # pushed above, or found in the registry
 
     code_digest = None if (force or deps_built) else registry.lookup(code_tag)
-    code_built = code_digest is None
-    if code_built:
-        # FROM the deps image by its tag: the tag is a content hash, so it names
-        # one build of these inputs (and a pull, on a fresh runner, needs no digest).
-        dockerfile = render.render_code(remote.tagged(deps))
-        daemon.build(
-            source.code_context(commit, dockerfile, render.DOCKERFILE), remote.tagged(code_tag),
-            dockerfile=render.DOCKERFILE, platform=spec.platform,
-            labels={
-                "dev.flowship.family": family, "dev.flowship.deps": deps,
-                "org.opencontainers.image.revision": commit.sha,
-            },
-        )
-        code_digest = daemon.push(remote, code_tag, auth)
-    else:
+    if code_digest is not None:
         console.info(f"{remote.tagged(code_tag)}: in the registry ({code_digest}); not rebuilt")
-    assert code_digest is not None  # pushed above, or found in the registry
-    return FamilyImages(family, deps, code_tag, remote.by_digest(code_digest), deps_built, code_built)
+        return FamilyImages(family, deps, code_tag, remote.by_digest(code_digest), deps_built, False)
+    labels = {
+        "dev.flowship.family": family, "dev.flowship.deps": deps, "org.opencontainers.image.revision": commit.sha,
+    }
+    if code_via == "registry":
+        from flowship.images.append import append_code_image
+
+        # The deps image is in the registry now (found there, or just pushed): extend it there.
+        appended = append_code_image(
+            remote, docker.credentials, commit, deps_digest=deps_digest, tag=code_tag,
+            platform=spec.platform, labels=labels,
+        )
+        return FamilyImages(
+            family, deps, code_tag, remote.by_digest(appended.digest), deps_built, True, "registry", appended.sent,
+        )
+    # FROM the deps image by its tag: the tag is a content hash, so it names
+    # one build of these inputs (and a pull, on a fresh runner, needs no digest).
+    dockerfile = render.render_code(remote.tagged(deps))
+    docker.daemon.build(
+        source.code_context(commit, dockerfile, render.DOCKERFILE), remote.tagged(code_tag),
+        dockerfile=render.DOCKERFILE, platform=spec.platform, labels=labels,
+    )
+    code_digest = docker.daemon.push(remote, code_tag, docker.auth)
+    return FamilyImages(family, deps, code_tag, remote.by_digest(code_digest), deps_built, True, "docker")

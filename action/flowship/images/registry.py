@@ -19,13 +19,12 @@ from flowship import aws, console
 from flowship.config import Config
 from flowship.errors import FlowshipError, InputError
 
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 # What `docker push` stores; asked for so the digest returned is the one pushed.
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-])
+MANIFEST_TYPES = ", ".join([DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX])
 _LOOPBACK = ("localhost", "127.", "[::1]")
 
 
@@ -57,6 +56,11 @@ class Remote:
     def by_digest(self, digest: str) -> str:
         return f"{self.name}@{digest}"
 
+    @property
+    def plain_http(self) -> bool:
+        """Docker itself talks plain HTTP only to loopback registries; so does flowship."""
+        return self.host.startswith(_LOOPBACK)
+
 
 class Registry(Protocol):
     remote: Remote
@@ -73,9 +77,7 @@ class HttpRegistry:
 
     def __init__(self, remote: Remote):
         self.remote = remote
-        loopback = remote.host.startswith(_LOOPBACK)
-        # Docker itself talks plain HTTP only to loopback registries.
-        self.base = f"{'http' if loopback else 'https'}://{remote.host}/v2/{remote.repository}"
+        self.base = f"{'http' if remote.plain_http else 'https'}://{remote.host}/v2/{remote.repository}"
 
     def lookup(self, tag: str) -> str | None:
         request = urllib.request.Request(

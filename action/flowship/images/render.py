@@ -26,6 +26,8 @@ Reader = Callable[[str], bytes | None]
 DEPS_DIR = "/opt/flowship/deps"
 CODE_DIR = "/opt/flowship/code"  # WORKDIR of code images: Prefect entrypoints `flows/x.py:fn` resolve here
 RUNTIME_DIR = "/opt/flowship/runtime"  # flowship's declaration API, on PYTHONPATH after the code
+# What a code image sets, whichever way it is made (a docker build or the registry API).
+CODE_ENV = {"PYTHONPATH": f"{CODE_DIR}:{RUNTIME_DIR}"}
 DOCKERFILE = "flowship.Dockerfile"  # its name inside the build context (never clashes with a repo file)
 GLOB_CHARS = set("*?[")
 
@@ -194,5 +196,5 @@ def render_code(deps_ref: str) -> str:
     """The code image's Dockerfile: FROM the deps image, plus the repository."""
     return _render(
         builtin_template("code.Dockerfile.j2"), "flowship's code template", "code",
-        {"deps_ref": deps_ref, "code_dir": CODE_DIR, "runtime_dir": RUNTIME_DIR},
+        {"deps_ref": deps_ref, "code_dir": CODE_DIR, "runtime_dir": RUNTIME_DIR, "env": CODE_ENV},
     )

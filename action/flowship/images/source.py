@@ -12,6 +12,7 @@ import io
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
@@ -49,6 +50,12 @@ class Commit:
             self._cache[path] = git.read_blobs(self.root, [blob]).get(blob) if blob else None
         return self._cache[path]
 
+    def committed(self) -> str:
+        """The committer's time in UTC, RFC 3339: an image made of this commit is
+        dated by it, not by the clock, so the same commit gives the same config."""
+        seconds = int(git.run(self.root, "show", "-s", "--format=%ct", self.sha).stdout.decode().strip())
+        return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     def archive(self) -> bytes:
         """The commit as a tar (`git archive`: modes and the commit's time kept)."""
         return git.archive(self.root, self.sha)
@@ -85,6 +92,13 @@ def add_file(tar: tarfile.TarFile, name: str, data: bytes, mtime: float = 0) -> 
     tar.addfile(info, io.BytesIO(data))
 
 
+def add_dir(tar: tarfile.TarFile, name: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = 0o755  # what Docker gives the directories a COPY creates
+    tar.addfile(info)
+
+
 # The declaration API flow modules import (`from flowship import Workflow`): pure
 # Python with no dependencies, shipped into every code image under `runtime/`.
 # scope.py (pure too) gives flows flowship's branch slugs: the cleanup meta flow needs them.
@@ -96,24 +110,50 @@ def runtime_files() -> dict[str, bytes]:
     return {f"flowship/{name}": package.joinpath(name).read_bytes() for name in RUNTIME_FILES}
 
 
-def code_context(commit: Commit, dockerfile: str, dockerfile_name: str) -> bytes:
-    """A build context: flowship's runtime under `runtime/`, the commit's files
-    under `code/` (minus excludes) and the Dockerfile."""
+def write_code(dst: tarfile.TarFile, commit: Commit, *, code: str, runtime: str) -> None:
+    """flowship's runtime under `runtime`, then the commit's files (minus excludes) under `code`.
+
+    The one writer of what a code image holds, for the docker build context and
+    for the registry layer alike. Owners are root and times fixed (the runtime's
+    zero, the code's the commit's, as git archive gives them), so the same
+    commit writes the same bytes.
+    """
     patterns = ignore_patterns(commit)
-    out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(commit.archive())) as src, tarfile.open(fileobj=out, mode="w") as dst:
-        # mtime 0: the same flowship gives the same layer, pushed once ("Layer already exists").
-        for name, data in runtime_files().items():
-            add_file(dst, f"runtime/{name}", data)
+    # mtime 0: the same flowship gives the same files, whatever the commit.
+    for name, data in runtime_files().items():
+        add_file(dst, f"{runtime}/{name}", data)
+    with tarfile.open(fileobj=io.BytesIO(commit.archive())) as src:
         for member in src:
             name = member.name.rstrip("/")
             if member.type == tarfile.XGLTYPE or not name or excluded(name, patterns):
                 continue  # the pax header git archive writes (the commit id), and excluded paths
-            member.name = f"code/{name}"
+            member.name = f"{code}/{name}"
             member.uid = member.gid = 0
             member.uname = member.gname = "root"
             dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+
+
+def code_context(commit: Commit, dockerfile: str, dockerfile_name: str) -> bytes:
+    """A build context: flowship's runtime under `runtime/`, the commit's files
+    under `code/` (minus excludes) and the Dockerfile."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as dst:
+        write_code(dst, commit, code="code", runtime="runtime")
         add_file(dst, dockerfile_name, dockerfile.encode())
+    return out.getvalue()
+
+
+def code_layer(commit: Commit, *, code_dir: str, runtime_dir: str) -> bytes:
+    """The code image's one layer (an uncompressed tar): what the code
+    Dockerfile's COPYs and WORKDIR put in the image, at their absolute paths."""
+    code, runtime = code_dir.strip("/"), runtime_dir.strip("/")
+    parents = {"/".join(path.split("/")[:i]) for path in (code, runtime) for i in range(1, path.count("/") + 2)}
+    parents |= {f"{runtime}/{name.rpartition('/')[0]}" for name in runtime_files() if "/" in name}
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as dst:
+        for directory in sorted(parents):  # parents first: a layer lists a directory before its files
+            add_dir(dst, directory)
+        write_code(dst, commit, code=code, runtime=runtime)
     return out.getvalue()
 
 
