@@ -29,6 +29,8 @@ fi
 need_apt=()
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 [ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
+# The browser check of the Prefect UI (tests/test_prefect_ui.py) renders pages in headless Chromium.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         log "installing ${need_apt[*]} (Debian)"
@@ -37,7 +39,7 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
         # The package starts a registry with htpasswd auth; tests start their own.
         systemctl stop docker-registry >/dev/null 2>&1 || pkill -f '^/usr/bin/docker-registry serve /etc/' || true
     else
-        log "warning: ${need_apt[*]} missing and not root; Docker tests will skip"
+        log "warning: ${need_apt[*]} missing and not root; Docker and browser tests will skip"
     fi
 fi
 
