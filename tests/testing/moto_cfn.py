@@ -1,0 +1,75 @@
+"""moto in server mode with one fix to its CloudFormation, and the fixtures that start it.
+
+moto 5.2.5 executes a change set without rebuilding the stack's outputs (it
+builds them only in create_stack/update_stack) and without keeping the new
+parameters, so a stack made through a change set, the way CloudFormation is
+meant to be driven and the way flowship does it, has no outputs and every
+rerun looks changed. `execute_change_set` below finishes what moto's does;
+everything else is moto's own. Run as `python -m testing.moto_cfn -H HOST -p PORT`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from testing.servers import Server, free_port, wait_http
+
+
+def _patch() -> None:
+    from moto.cloudformation.models import CloudFormationBackend
+
+    execute = CloudFormationBackend.execute_change_set
+
+    def execute_change_set(self, change_set_name, stack_name=None):  # type: ignore[no-untyped-def]
+        execute(self, change_set_name, stack_name)
+        change_set = self.describe_change_set(change_set_name)
+        stack = self.stacks[change_set.stack_id]
+        stack.parameters = change_set.parameters
+        stack._parse_template()
+        stack.output_map = stack._create_output_map()
+
+    CloudFormationBackend.execute_change_set = execute_change_set
+
+
+def start(workdir: Path) -> Server:
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "moto.log"
+    env = os.environ.copy() | {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "testing.moto_cfn", "-H", "127.0.0.1", "-p", str(port)],
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    if not wait_http(f"{url}/moto-api/", 30, proc):
+        proc.kill()
+        raise RuntimeError(f"moto server did not start:\n{log.read_text()[-3000:]}")
+    return Server(proc, url, log)
+
+
+@pytest.fixture(scope="session")
+def cfn_moto_server(tmp_path_factory):
+    server = start(tmp_path_factory.mktemp("moto-cfn"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cfn_aws(cfn_moto_server, monkeypatch) -> str:
+    """AWS_ENDPOINT_URL pointed at a fresh state of the CloudFormation-fixed moto server."""
+    urllib.request.urlopen(urllib.request.Request(f"{cfn_moto_server.url}/moto-api/reset", method="POST")).close()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", cfn_moto_server.url)
+    return cfn_moto_server.url
+
+
+if __name__ == "__main__":
+    _patch()
+    from moto.server import main
+
+    main(sys.argv[1:])
