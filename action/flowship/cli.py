@@ -150,5 +150,15 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return EXIT_FAILURE
 
 
+# What the action's light install (pyproject's `plan` extra, for a fork's pull
+# request) leaves out; a command that reaches for one of them says so.
+_FULL_INSTALL_ONLY = frozenset({"prefect", "prefect_aws", "boto3", "botocore", "docker", "httpx"})
+
+
+def _not_installed(exc: Exception) -> str | None:
+    root = (exc.name or "").partition(".")[0] if isinstance(exc, ModuleNotFoundError) else ""
+    return root if root in _FULL_INSTALL_ONLY else None
+
+
 def entry() -> None:
     sys.exit(main())
