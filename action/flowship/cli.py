@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--branch", metavar="NAME", required=True, help="the branch whose previews go")
     p.add_argument("--target", choices=TARGETS, default="local", help=_TARGET_HELP)
 
+    p = _command(sub, "drift", "list deployments whose fields someone changed since their commit was deployed",
+                 "flowship drift\nflowship drift --scope feature/x --json")
+    p.add_argument("--scope", default="main", help="main or a branch name (default: main)")
+    p.add_argument("--target", choices=TARGETS, default="local", help=_TARGET_HELP)
+    p.add_argument("--json", action="store_true", help="print the findings as JSON on stdout")
+
     p = _command(sub, "run", "start a flow run of a deployment",
                  "flowship run train --param epochs=1 --wait\nflowship run train --scope feature/x")
     p.add_argument("flow", metavar="FLOW", help="the flow's name")

@@ -24,6 +24,7 @@ from flowship import console, git
 from flowship.config import Config
 from flowship.deploy import lease, remote, timeouts, vcs
 from flowship.deploy.client import describe, unreachable, using
+from flowship.deploy.drift import keep_pauses
 from flowship.deploy.desired import Change, commit_info, desired, differences, parameter_schema
 from flowship.deploy.state import forget_deployed, other_project, read_last_deployed, record_deployed
 from flowship.deploy.target import Request, Target
@@ -256,7 +257,9 @@ class _Deployer:
             except (OSError, SyntaxError, ValueError) as exc:
                 raise FlowshipError(f"cannot read the parameters of {workflow.entrypoint} at {head[:12]}: {exc}") from None
         assert self.commit is not None
-        want = desired(self.config, workflow, self.scope, self.commit, infra, self.target.pool, schema)
+        # A person's pause of one of main's schedules is kept (docs/deploy.md, "Drift").
+        want = keep_pauses(desired(self.config, workflow, self.scope, self.commit, infra, self.target.pool, schema),
+                           current)
         if reason := self.still_older(workflow.name) if current is None or differences(want, current) else None:
             return Outcome(full, "skipped", reason, **where, deployment_id=current.id if current else None)
         if current is None:

@@ -106,6 +106,7 @@ class Desired:
     fields: dict[str, Any]  # the OWNED fields, in the shape `current_fields` reads back
     schedules: tuple[Cron | Interval, ...] = ()
     schedules_active: bool = True
+    paused: frozenset[int] = frozenset()  # indexes of `schedules` a person paused: kept paused (deploy/drift.py)
 
 
 def parameter_schema(config: Config, workflow: PlannedWorkflow, sha: str) -> dict[str, Any]:
@@ -236,5 +237,6 @@ def schedule_creates(want: Desired) -> list[Any]:
         raw = (CronSchedule(cron=s.cron, timezone=s.timezone) if isinstance(s, Cron)
                else IntervalSchedule(interval=timedelta(seconds=s.seconds)))
         # A stable slug lets Prefect match a schedule across updates.
-        out.append(DeploymentScheduleCreate(schedule=raw, active=want.schedules_active, slug=f"flowship-{index}"))
+        active = want.schedules_active and index not in want.paused
+        out.append(DeploymentScheduleCreate(schedule=raw, active=active, slug=f"flowship-{index}"))
     return out
