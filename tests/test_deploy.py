@@ -58,7 +58,7 @@ def test_deploy_twice_converges_and_the_rerun_writes_nothing(flows):
     assert d["version"] == head and d["work_pool_name"] == flows.pool
     assert {"flowship", "scope:main", "branch:main", f"sha:{head[:12]}", "etl"} <= set(d["tags"])
     assert "gpu" in before[f"{train}/main"]["tags"] and "gpu" not in d["tags"]
-    assert d["parameters"] == {"x": 5} and d["description"] == "nightly ETL"
+    assert d["parameters"] == {"x": 5} and d["description"].startswith("nightly ETL\n\nScope: production (main)")
     assert d["parameter_openapi_schema"]["properties"]["x"]["type"] == "integer"
     assert d["job_variables"]["env"][RETRIES_ENV] == "2"
     assert d["global_concurrency_limit"]["limit"] == 1

@@ -59,15 +59,19 @@ class Server:
                 self.proc.kill()
 
 
-def start_prefect(home: Path) -> Server:
-    """`prefect server start` on SQLite in `home`; answers /api/health in ~15 s."""
+def start_prefect(home: Path, *, ui: bool = False) -> Server:
+    """`prefect server start` on SQLite in `home`; answers /api/health in ~15 s.
+
+    `ui=True` serves the Prefect UI too, at the server's root (the browser test).
+    """
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     env = os.environ.copy() | {
         "PREFECT_HOME": str(home),
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "true" if ui else "false",
+        "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_SERVER_API_HOST": "127.0.0.1",
         "PREFECT_SERVER_API_PORT": str(port),
         "PREFECT_LOGGING_LEVEL": "WARNING",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
@@ -19,10 +20,11 @@ from flowship.config import Config
 from flowship.deploy import vcs
 from flowship.deploy.state import project_tag
 from flowship.deploy.target import Infrastructure
+from flowship.markdown import escape
 from flowship.plan import PlannedWorkflow
 from flowship.redact import redact_json
 from flowship.scope import Scope, deployment_tags
-from flowship.workflow import Cron, Interval
+from flowship.workflow import AwsEcsMachine, Cron, Interval
 
 # Prefect reads these settings when a `@flow` is defined, so setting them in the
 # flow run's environment gives the workflow's retries to every attempt of that
@@ -135,6 +137,8 @@ def desired(
     tags = deployment_tags(scope, commit.sha, gpu=declared.machine.is_gpu, extra=list(declared.tags))
     if project_tag(config.project) not in tags:  # whose it is: names are global on a shared server
         tags.append(project_tag(config.project))
+    if (named := branch_tag(scope.branch)) not in tags:  # the slug is hashed; people search the real name
+        tags.append(named)
     job_variables = dict(infra.job_variables)
     env = {str(k): str(v) for k, v in dict(job_variables.get("env") or {}).items()}
     if declared.retries is not None:
@@ -150,7 +154,7 @@ def desired(
         "version": commit.sha,
         "version_info": version_info(commit),
         # Prefect's client turns a None description into the string "None".
-        "description": declared.description or "",
+        "description": description(declared.description, scope, commit, declared.machine, infra),
         "tags": sorted(tags),
         "parameters": dict(declared.parameters),
         "parameter_openapi_schema": schema,
@@ -165,6 +169,58 @@ def desired(
     # A commit message, a flow's description or a parameter may quote a secret
     # (an echoed error, a pasted URL): Prefect's UI shows these fields to everyone.
     return Desired(workflow.name, scope.name, redact_json(fields), declared.schedule_list, active)
+
+
+BRANCH_TAG = "git-branch:"
+_TAG_MAX = 120
+
+
+def branch_tag(branch: str) -> str:
+    """The branch's real name as a tag: printable, one line, bounded (Prefect keeps any string)."""
+    name = "".join(c if c.isprintable() and not c.isspace() else "-" for c in branch.removeprefix("refs/heads/"))
+    return BRANCH_TAG + name[: _TAG_MAX - len(BRANCH_TAG)]
+
+
+def description(own: str | None, scope: Scope, commit: Commit, machine: AwsEcsMachine, infra: Infrastructure) -> str:
+    """What a self-hosted Prefect UI shows of a deployment: it drops `version_info`, so the
+    scope, branch, pull request, commit and machine are written out here.
+
+    One `Key: value` paragraph each (the UI renders Markdown; the report diffs
+    it by key). The workflow's own description comes first, as written; text
+    from git (branch, subject) is escaped so it stays text. The same commit,
+    scope and machine always give the same text: an unchanged rerun writes nothing.
+    """
+    if scope.is_main:
+        where = "production (main): schedules active"
+    else:
+        pr = f", pull request #{scope.pr}" if scope.pr is not None else ""
+        where = f"preview of {escape(scope.branch)}{pr}: schedules paused"
+    subject = escape(commit.message.splitlines()[0] if commit.message else "")
+    link = f"[{commit.sha[:12]}]({commit.url})" if commit.url.startswith(("https://", "http://")) else commit.sha[:12]
+    lines = [f"Scope: {where}", f"Branch: {escape(scope.branch)}"]
+    if scope.pr is not None:
+        lines.append(f"Pull request: #{scope.pr}")
+    lines += [f"Commit: {link} {subject}".rstrip(), f"Machine: {machine_text(machine, infra)}"]
+    return "\n\n".join(([own.strip()] if own and own.strip() else []) + lines)
+
+
+def machine_text(machine: AwsEcsMachine, infra: Infrastructure) -> str:
+    """`GPU, 4 vCPU, 16 GiB, 1 GPU, 50 GiB storage, on gpu-g5-xlarge`: what the task gets and where."""
+    parts = ["GPU" if machine.is_gpu else "CPU", f"{machine.cpu_value / 1024:g} vCPU", f"{machine.memory_value / 1024:g} GiB"]
+    if machine.is_gpu:
+        gpus = machine.gpu_count or 1
+        parts.append(f"{gpus} GPU" + ("s" if gpus > 1 else ""))
+    parts.append(f"{machine.storage} GiB storage" if machine.storage else "default storage")
+    variables = infra.job_variables
+    providers = [s.get("capacityProvider") for s in variables.get("capacity_provider_strategy") or ()
+                 if isinstance(s, dict)]
+    if providers:
+        parts.append("on " + ", ".join(str(p) for p in providers))
+    elif variables.get("launch_type"):
+        parts.append(f"on {str(variables['launch_type']).title()}")
+    else:
+        parts.append("on a process worker")
+    return ", ".join(parts)
 
 
 def current_fields(deployment: Any) -> dict[str, Any]:
@@ -232,11 +288,15 @@ def schedule_creates(want: Desired) -> list[Any]:
     from prefect.client.schemas.actions import DeploymentScheduleCreate
     from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 
-    out = []
+    out, seen = [], Counter[str]()
     for index, s in enumerate(want.schedules):
         raw = (CronSchedule(cron=s.cron, timezone=s.timezone) if isinstance(s, Cron)
                else IntervalSchedule(interval=timedelta(seconds=s.seconds)))
-        # A stable slug lets Prefect match a schedule across updates.
         active = want.schedules_active and index not in want.paused
-        out.append(DeploymentScheduleCreate(schedule=raw, active=active, slug=f"flowship-{index}"))
+        # The slug is the schedule's name in the UI and how Prefect matches a
+        # schedule across updates: what it means (`cron 0 5 * * * UTC`), made unique.
+        name = schedule_name(schedule_key(s, True))
+        seen[name] += 1
+        slug = name if seen[name] == 1 else f"{name} ({seen[name]})"
+        out.append(DeploymentScheduleCreate(schedule=raw, active=active, slug=slug))
     return out
