@@ -1,4 +1,4 @@
-"""Meta flow: remove preview deployments whose branch is gone or whose pull request closed.
+"""Meta flow: remove preview deployments whose branch is gone, whose pull request closed, or that went stale.
 
 flowship's CI removes a preview when its pull request closes; this sweeps up
 what that missed (a deleted branch without a pull request, a failed job).
@@ -10,8 +10,12 @@ Live branches come from `source`:
 - `github:OWNER/NAME`: branches and open pull requests from the GitHub API
   (token from the Prefect Secret block `github_token_secret`, else $GITHUB_TOKEN);
 - `git:URL`: branches from `git ls-remote --heads URL` (pull requests unchecked);
-or directly from `live_branches` (and `open_prs`). `only_flows` limits the
-sweep to the previews of the flows it names. To sweep on a schedule,
+or directly from `live_branches` (and `open_prs`). `stale_days` also removes
+previews not updated for that many days. `only_flows` limits the
+sweep to the previews of the flows it names. The decision is
+`flowship.deploy.prune.stale_previews`, the rule `flowship prune` applies, so
+this flow needs the flowship package in its image (code images ship only
+the declaration API): add it to the base family's requirements. To sweep on a schedule,
 add `schedules=[Cron("0 4 * * *")]` and `parameters={"source": "github:OWNER/NAME"}`
 to the declaration below.
 
@@ -25,6 +29,7 @@ declaration API).
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta, timezone
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -52,7 +57,7 @@ def _preview(deployment, flow_name: str) -> PreviewDeployment:
     info = deployment.version_info.model_dump() if deployment.version_info else {}
     return PreviewDeployment(
         id=str(deployment.id), flow_name=flow_name, name=deployment.name,
-        tags=frozenset(deployment.tags), branch=info.get("branch") or None,
+        tags=frozenset(deployment.tags), branch=info.get("branch") or None, updated=deployment.updated,
     )
 
 
@@ -141,6 +146,7 @@ def cleanup_previews(
     target: str | None = None,
     root: str = ".",
     dry_run: bool = False,
+    stale_days: int | None = None,
 ) -> dict:
     """Remove the stale previews; returns the full names removed and kept."""
     logger = get_run_logger()
@@ -148,7 +154,8 @@ def cleanup_previews(
         live_branches, found_prs = read_live(source, github_token_secret, github_api_url)
         open_prs = found_prs if open_prs is None else open_prs
     previews = [p for p in read_previews() if only_flows is None or p.flow_name in only_flows]
-    stale = stale_previews(previews, live_branches, open_prs)
+    older_than = datetime.now(timezone.utc) - timedelta(days=stale_days) if stale_days else None
+    stale = stale_previews(previews, live_branches, open_prs, older_than=older_than)
     rows, removed = [], []
     for s in stale:
         outcome = "would remove" if dry_run else remove(s)

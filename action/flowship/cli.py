@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=TARGETS, default="local", help=_TARGET_HELP)
     p.add_argument("--json", action="store_true", help="print the findings as JSON on stdout")
 
+    p = _command(sub, "prune", "remove orphaned deployments and closed or stale previews (never main's live flows)",
+                 "flowship prune --dry-run\nflowship prune --target ecs")
+    p.add_argument("--dry-run", action="store_true", help="list what would go; write nothing")
+    p.add_argument("--target", choices=TARGETS, default="local", help=_TARGET_HELP)
+
     p = _command(sub, "run", "start a flow run of a deployment",
                  "flowship run train --param epochs=1 --wait\nflowship run train --scope feature/x")
     p.add_argument("flow", metavar="FLOW", help="the flow's name")

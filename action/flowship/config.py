@@ -73,6 +73,13 @@ class AwsConfig:
 
 
 @dataclass(frozen=True)
+class PruneConfig:
+    """`[tool.flowship.prune]`: what `flowship prune` and the cleanup-previews flow remove."""
+
+    stale_days: int = 30  # a preview not updated for this many days goes; 0: never for its age
+
+
+@dataclass(frozen=True)
 class Environment:
     """What comes from the environment: endpoints and secrets, never from pyproject."""
 
@@ -113,10 +120,11 @@ class Config:
     aws: AwsConfig = field(default_factory=AwsConfig)
     local_pool: str = "flowship-local"
     ecs_pool: str = "flowship-ecs"
+    prune: PruneConfig = field(default_factory=PruneConfig)
     env: Environment = field(default_factory=Environment)
 
 
-_TOP = {"flows", "default-branch", "project", "data", "images", "registry", "ecr-repository", "aws", "pools"}
+_TOP = {"flows", "default-branch", "project", "data", "images", "registry", "ecr-repository", "aws", "pools", "prune"}
 _IMAGE = {"template", "requirements", "context", "args", "platform"}
 _AWS = {
     "region", "cluster", "execution-role-arn", "task-role-arn", "log-group", "subnets",
@@ -124,6 +132,7 @@ _AWS = {
 }
 _CAPACITY = {"name", "instance-type", "gpus", "vcpus", "memory", "disk"}
 _POOLS = {"local", "ecs"}
+_PRUNE = {"stale-days"}
 
 
 def load_config(root: Path | str, env: Mapping[str, str] | None = None) -> Config:
@@ -173,6 +182,7 @@ def parse_config(text: str, *, root: Path, env: Mapping[str, str]) -> Config:
         aws=_aws(_table("tool.flowship.aws", table.get("aws", {}))),
         local_pool=_str("tool.flowship.pools.local", pools.get("local", "flowship-local")),
         ecs_pool=_str("tool.flowship.pools.ecs", pools.get("ecs", "flowship-ecs")),
+        prune=_prune(_table("tool.flowship.prune", table.get("prune", {}))),
         env=environment(env),
     )
 
@@ -293,6 +303,14 @@ def _aws(table: dict[str, Any]) -> AwsConfig:
         ),
         gpu_capacity=tuple(_capacity(i, c) for i, c in enumerate(capacities)),
     )
+
+
+def _prune(table: dict[str, Any]) -> PruneConfig:
+    _check_keys("tool.flowship.prune", table, _PRUNE)
+    days = table.get("stale-days", PruneConfig.stale_days)
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 3650:
+        raise ConfigError(f"tool.flowship.prune.stale-days must be a whole number of days from 0 to 3650, not {days!r}.")
+    return PruneConfig(stale_days=days)
 
 
 def _capacity(index: int, spec: Any) -> GpuCapacity:

@@ -281,3 +281,16 @@ def deepen(root: Path | str, remote: str, *, by: int | None = None, fetch_shas: 
         if not has_commit(root, sha):
             fetch(root, remote, sha)
     return ok
+
+
+def remote_branches(root: Path | str, remote: str = "origin") -> list[str] | None:
+    """The branch names `remote` has now (`git ls-remote --heads`); None when it cannot be asked.
+
+    Asked of the remote itself, not read from remote-tracking refs: a CI
+    checkout fetches one branch, and a laptop's refs go stale.
+    """
+    result = run(root, "ls-remote", "--heads", remote, check=False)
+    if result.returncode != 0:
+        return None
+    lines = _text(result).splitlines()
+    return [line.split("\t", 1)[1].removeprefix("refs/heads/") for line in lines if "\t" in line]

@@ -100,8 +100,10 @@ class GitHubServer:
     def add_repo(self, full_name: str, default_branch: str = "main") -> None:
         self.state.repos[full_name] = {"default_branch": default_branch}
 
-    def add_pull(self, full_name: str, number: int, *, title: str, head: str, base: str = "main", head_repo: str | None = None) -> None:
-        self.state.pulls[(full_name, number)] = {"title": title, "head": head, "base": base, "head_repo": head_repo or full_name}
+    def add_pull(self, full_name: str, number: int, *, title: str, head: str, base: str = "main", head_repo: str | None = None,
+                 state: str = "open") -> None:
+        self.state.pulls[(full_name, number)] = {"title": title, "head": head, "base": base, "head_repo": head_repo or full_name,
+                                                 "state": state}
 
     def add_comment(self, full_name: str, number: int, body: str, user: dict[str, Any] | None = None) -> Comment:
         with self.lock:
@@ -138,7 +140,7 @@ class GitHubServer:
         return {
             "url": f"{api}/pulls/{number}", "id": number * 7919, "node_id": "PR_kwDO", "number": number,
             "html_url": f"{self.web}/{full_name}/pull/{number}", "issue_url": f"{api}/issues/{number}",
-            "comments_url": f"{api}/issues/{number}/comments", "state": "open", "locked": False,
+            "comments_url": f"{api}/issues/{number}/comments", "state": pull["state"], "locked": False,
             "title": pull["title"], "user": self._user("octocat"), "body": None, "draft": False, "merged": False,
             "head": {"label": f"{pull['head_repo'].split('/')[0]}:{pull['head']}", "ref": pull["head"], "sha": "0" * 40,
                      "repo": self.repo_json(pull["head_repo"])},

@@ -1,0 +1,36 @@
+"""Which pull requests are still open: what `flowship prune` asks GitHub about previews."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from flowship import console
+
+
+def open_pulls(*, api_url: str, token: str, repository: str, numbers: Iterable[int]) -> set[int] | None:
+    """The numbers among `numbers` whose pull request is open; None when GitHub could not say.
+
+    A 404 (a number that never was a pull request here) counts as not open;
+    any other failure makes the whole answer unknown, so that an outage never
+    reads as "every pull request closed".
+    """
+    from github import Auth, Github, GithubException
+
+    logging.getLogger("github").setLevel(logging.ERROR)
+    found: set[int] = set()
+    try:
+        with Github(auth=Auth.Token(token), base_url=api_url, user_agent="flowship") as gh:
+            repo = gh.get_repo(repository)
+            for number in numbers:
+                try:
+                    if repo.get_pull(number).state == "open":
+                        found.add(number)
+                except GithubException as exc:
+                    if exc.status != 404:
+                        raise
+    except Exception as exc:  # whatever PyGithub raised: unknown, never "closed"
+        console.warning(f"could not ask GitHub which pull requests of {repository} are open "
+                        f"({type(exc).__name__}); pull requests are not checked.")
+        return None
+    return found
