@@ -109,7 +109,7 @@ def test_aliases_async_flows_and_default_names(tmp_path):
             "w = Workflow(machine=AwsEcsMachine(\n  image=AwsEcsImage.huge))\n@flow\ndef f(): pass\n",
             4, "AwsEcsImage has no family 'huge'",
         ),
-        ("from flowship import Workflow\nw = Workflow(bogus=1)\n", 2, "unexpected keyword argument 'bogus'"),
+        ("from flowship import Workflow\nw = Workflow(bogus=1)\n", 2, "Workflow has no field 'bogus'; its fields are"),
         ("from flowship import Workflow\n\nw = Workflow()\n", 3, "has no @flow function"),
         (
             "from flowship import Workflow\nfrom prefect import flow\nw = Workflow()\n"

@@ -8,15 +8,16 @@ capacity (which GPU instance fits) is checked when deploying to ECS
 
 from __future__ import annotations
 
+import difflib
 import enum
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any, cast
 
-from flowship.errors import MachineError
+from flowship.errors import InputError, MachineError
 
 FAMILY_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}$")
 
@@ -51,10 +52,26 @@ MAX_COUNT = 10_000  # retries, concurrency limits
 MAX_SECONDS = 366 * 24 * 3600  # a year: delays, timeouts, intervals
 
 
-def _fargate_pairs() -> str:
-    return "; ".join(
-        f"{cpu} -> {_describe_memory(mem)}" for cpu, mem in FARGATE_MEMORY.items()
-    )
+class FieldError(InputError, TypeError):
+    """A keyword a declaration class does not have; a TypeError too, as Python's own is."""
+
+
+class _Declared:
+    """Names an unknown keyword, and the field it was probably meant to be.
+
+    Python's own message (`AwsEcsMachine.__init__() got an unexpected keyword
+    argument 'cpu_valu'`) says neither which field exists nor where; this runs
+    before the dataclass's `__init__`, so a typo never gets that far.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        names = [f.name for f in fields(cls) if f.init]  # type: ignore[arg-type]
+        for key in kwargs:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"its fields are {', '.join(names)}."
+                raise FieldError(f"{cls.__name__} has no field {key!r}; {hint}")
+        return super().__new__(cls)
 
 
 def _describe_memory(sizes: tuple[int, ...]) -> str:
@@ -72,7 +89,7 @@ def _require_int(name: str, value: object) -> int:
 
 
 @dataclass(frozen=True)
-class AwsEcsMachine:
+class AwsEcsMachine(_Declared):
     """The machine a workflow runs on.
 
     CPU machines run on Fargate, so `cpu_value`/`memory_value` must be a pair
@@ -141,8 +158,7 @@ class AwsEcsMachine:
         if memory not in FARGATE_MEMORY[cpu]:
             raise MachineError(
                 "memory_value", memory,
-                f"with cpu_value={cpu} Fargate offers {_describe_memory(FARGATE_MEMORY[cpu])} "
-                f"MiB (all pairs: {_fargate_pairs()})",
+                f"with cpu_value={cpu} Fargate offers {_describe_memory(FARGATE_MEMORY[cpu])} MiB",
             )
         if self.storage is not None:
             storage = _require_int("storage", self.storage)
@@ -176,7 +192,7 @@ def _check_range(name: str, value: int, bounds: tuple[int, int], unit: str) -> N
 
 
 @dataclass(frozen=True)
-class Cron:
+class Cron(_Declared):
     """A cron schedule, as Prefect's `CronSchedule` takes it."""
 
     cron: str
@@ -188,7 +204,7 @@ class Cron:
 
 
 @dataclass(frozen=True)
-class Interval:
+class Interval(_Declared):
     """An interval schedule, in seconds."""
 
     seconds: int | float
@@ -216,7 +232,7 @@ def _schedule(value: object) -> Schedule:
 
 
 @dataclass(frozen=True)
-class Workflow:
+class Workflow(_Declared):
     """What flowship needs to know about one flow, declared next to it.
 
     The workflow's name is its Prefect flow's name; everything here is what
@@ -232,6 +248,9 @@ class Workflow:
     retry_delay_seconds: int | float | None = None
     timeout_seconds: int | float | None = None
     concurrency_limit: int | None = None
+    # The parameters of a short run that proves a deploy to main works
+    # (`flowship deploy --verify`); None: this workflow has no smoke run.
+    smoke: Mapping[str, Any] | None = None
     # The @flow function this declaration belongs to; needed only when the
     # module defines several flows (discovery pairs a lone @flow by itself).
     flow: str | None = None
@@ -248,6 +267,10 @@ class Workflow:
         if not isinstance(self.parameters, Mapping) or not all(isinstance(k, str) for k in self.parameters):
             raise MachineError("parameters", self.parameters, "it must be a dict of parameter names to values")
         object.__setattr__(self, "parameters", dict(self.parameters))
+        if self.smoke is not None:
+            if not isinstance(self.smoke, Mapping) or not all(isinstance(k, str) for k in self.smoke):
+                raise MachineError("smoke", self.smoke, "it must be a dict of parameter names to values, e.g. {\"epochs\": 1}")
+            object.__setattr__(self, "smoke", dict(self.smoke))
         tags = [self.tags] if isinstance(self.tags, str) else list(self.tags)
         for tag in tags:
             if not isinstance(tag, str) or not tag or len(tag) > 100:
@@ -295,6 +318,8 @@ class Workflow:
             "timeout_seconds": self.timeout_seconds,
             "concurrency_limit": self.concurrency_limit,
             "flow": self.flow,
+            # Only when declared, so plans and caches of workflows without one read as before.
+            **({"smoke": dict(self.smoke)} if self.smoke is not None else {}),
         }
 
     def entry_json(self) -> dict[str, Any]:

@@ -63,14 +63,31 @@ def start(client: SyncPrefectClient, flow: str, scope: Scope, params: dict[str, 
     try:
         deployment = client.read_deployment_by_name(name)
     except ObjectNotFound:
-        raise InputError(f"there is no deployment {name}; deploy it first (flowship deploy), "
-                         "or check the flow name and --scope.") from None
+        raise InputError(f"there is no deployment {name}; {_suggestion(client, flow, scope)}") from None
     try:
         return client.create_flow_run_from_deployment(deployment.id, parameters=params)
     except httpx.HTTPStatusError as exc:
         if (problem := _parameter_problem(exc, name)) is not None:
             raise InputError(problem) from None
         raise
+
+
+def _suggestion(client: SyncPrefectClient, flow: str, scope: Scope) -> str:
+    """What to type instead: the scope's closest flow name, else the names it has."""
+    import difflib
+
+    from flowship.deploy.remote import tagged
+
+    try:
+        names = sorted({f for f, d in tagged(client, ["flowship", f"branch:{scope.slug}"]) if d.name == scope.name})
+    except Exception:  # the hint is a courtesy: the missing deployment is the error
+        names = []
+    if close := difflib.get_close_matches(flow, names, n=1):
+        return f"did you mean {close[0]!r}?"
+    if names:
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        return f"{scope.name} has {shown}."
+    return "deploy it first (flowship deploy), or check the flow name and --scope."
 
 
 # Prefect answers a run whose parameters fail the deployment's schema with a
