@@ -114,33 +114,12 @@ def test_bootstrap_local_creates_the_process_pool_once(repo, env, capsys):
 
 # --- `bootstrap --stack`: the CloudFormation stack, on moto with change sets (testing/moto_cfn.py) ---
 
-from testing.moto_cfn import cfn_aws, cfn_moto_server  # noqa: E402,F401  (fixtures)
+from testing.moto_cfn import cfn_aws, cfn_moto_server, stack_account, stack_repo  # noqa: E402,F401  (fixtures)
 
 
 @pytest.fixture
 def stack_env(cfn_aws, prefect_api):  # noqa: F811 - the fixture imported above
     return {"PREFECT_API_URL": prefect_api, "AWS_ENDPOINT_URL": cfn_aws, "GITHUB_REPOSITORY": "octo/flows"}
-
-
-def stack_account() -> dict[str, str]:
-    """What moto's CloudFormation cannot create (the OIDC provider, the secret), made by API, and a network."""
-    ec2 = boto3.client("ec2", region_name=REGION)
-    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.8.1.0/24")["Subnet"]["SubnetId"]
-    oidc = boto3.client("iam", region_name=REGION).create_open_id_connect_provider(
-        Url="https://token.actions.githubusercontent.com", ClientIDList=["sts.amazonaws.com"], ThumbprintList=["0" * 40],
-    )["OpenIDConnectProviderArn"]
-    secret = boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name="flowship/prefect-api-key", SecretString="pnu_test")["ARN"]
-    return {"vpc": vpc, "subnet": subnet, "oidc": oidc, "secret": secret}
-
-
-def stack_repo(repo, project: str, pool: str, account: dict[str, str]) -> None:
-    from testing.ecs import pyproject
-
-    text = pyproject(None, project=project, pool=pool, extra=f'subnets = ["{account["subnet"]}"]\n'
-                     f'prefect-api-key-secret-arn = "{account["secret"]}"\n')
-    repo.commit({"pyproject.toml": text})
 
 
 def bootstrap_stack(repo, env, account, *extra):

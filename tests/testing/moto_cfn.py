@@ -68,6 +68,30 @@ def cfn_aws(cfn_moto_server, monkeypatch) -> str:
     return cfn_moto_server.url
 
 
+def stack_account() -> dict[str, str]:
+    """What moto's CloudFormation cannot create (the OIDC provider, the secret), made by API, and a network."""
+    import boto3
+
+    from testing.ecs import REGION
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.8.1.0/24")["Subnet"]["SubnetId"]
+    oidc = boto3.client("iam", region_name=REGION).create_open_id_connect_provider(
+        Url="https://token.actions.githubusercontent.com", ClientIDList=["sts.amazonaws.com"], ThumbprintList=["0" * 40],
+    )["OpenIDConnectProviderArn"]
+    secret = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="flowship/prefect-api-key", SecretString="pnu_test")["ARN"]
+    return {"vpc": vpc, "subnet": subnet, "oidc": oidc, "secret": secret}
+
+
+def stack_repo(repo, project: str, pool: str, account: dict[str, str]) -> None:
+    from testing.ecs import pyproject
+
+    text = pyproject(None, project=project, pool=pool, extra=f'subnets = ["{account["subnet"]}"]\n'
+                     f'prefect-api-key-secret-arn = "{account["secret"]}"\n')
+    repo.commit({"pyproject.toml": text})
+
+
 if __name__ == "__main__":
     _patch()
     from moto.server import main
