@@ -127,7 +127,9 @@ class LocalRegistry:
         urllib.request.urlopen(request, timeout=10).close()
 
 
-def start_registry(workdir: Path) -> LocalRegistry:
+def start_registry(workdir: Path, *, access_log: bool = False) -> LocalRegistry:
+    """`access_log`: one line per request in `server.log`, with the bytes each answer carried
+    (what the benchmark counts pulls with)."""
     if not os.access(REGISTRY_BIN, os.X_OK):
         raise FileNotFoundError(REGISTRY_BIN)
     port = free_port()
@@ -137,7 +139,7 @@ def start_registry(workdir: Path) -> LocalRegistry:
     # Our own config: no auth, our storage, loopback only (Docker needs no TLS there).
     config.write_text(
         "version: 0.1\n"
-        "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+        f"log:\n  level: warn\n  accesslog:\n    disabled: {'false' if access_log else 'true'}\n"
         f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
