@@ -186,3 +186,64 @@ def test_a_newer_and_an_older_deploy_racing_end_on_the_newer(history, prefect_se
     assert waited == (refused > 0), runs[second].log
     if refused:
         assert re.search(r"got the deploy lock of main after \d+\.\d s", runs[second].log), runs[second].log
+
+
+# -- the re-read before each write, and when it is needed --------------------------------
+def test_a_lease_is_intact_until_a_renewal_fails_or_is_late():
+    import time as clock
+
+    from flowship.deploy import lease
+
+    held = lease.Lease(clock.monotonic())
+    assert held.intact()
+    held.renewed_at -= lease.LEASE_SECONDS - lease.RENEW_SECONDS  # the server may expire it before the next renewal
+    assert not held.intact()
+    held = lease.Lease(clock.monotonic())
+    held.lost = True
+    assert not held.intact()
+
+
+def _requests_of(config, run):
+    """Every request (`METHOD path`) a deploy made through its own client."""
+    from flowship.deploy.client import open_client
+
+    seen: list[str] = []
+    hooks = {"event_hooks": {"request": [lambda request: seen.append(f"{request.method} {request.url.path}")]}}
+    with open_client(config, httpx_settings=hooks) as client:
+        result = run(client)
+    return result, seen
+
+
+def test_under_an_intact_lease_a_deploy_trusts_its_read_and_once_lost_reads_before_each_write(
+        repo, prefect_api, monkeypatch):
+    """The scope's deployments are read under the lease, so while it holds no flowship deploy can
+    have written since: no read per write. With the lease lost, a stale read (here: another deploy
+    put the newer commit there after it) is caught by the read right before the write."""
+    from flowship.deploy import LocalTarget, deploy_plan, lease, remote
+    from flowship.scope import Scope
+    from flowship.workflow import Workflow
+    from testing.deployments import FlowRepo
+
+    flows = FlowRepo.create(repo, prefect_api)
+    names = [f"lease-{uid()}" for _ in range(3)]
+    for name in names:
+        flows.write_flow(name, Workflow())
+    older = flows.repo.commit(message="three flows")
+    newer = flows.repo.commit({"README.md": "newer\n"}, message="newer")
+    config = flows.config
+
+    first, seen = _requests_of(config, lambda c: deploy_plan(config, flows.plan(Scope.main(), older, names),
+                                                             LocalTarget(config), client=c))
+    assert sorted(first.created) == sorted(f"{n}/main" for n in names)
+    assert not [r for r in seen if r.startswith("GET /api/deployments/name/")]
+    assert len([r for r in seen if r == "POST /api/deployments/"]) == 3
+
+    deploy_plan(config, flows.plan(Scope.main(), newer, names), LocalTarget(config))  # another deploy: newer
+    monkeypatch.setattr(lease.Lease, "intact", lambda self: False)
+    monkeypatch.setattr(remote, "deployments_of", lambda *args, **kwargs: {})  # read before that deploy wrote
+    late, seen = _requests_of(config, lambda c: deploy_plan(config, flows.plan(Scope.main(), older, names),
+                                                            LocalTarget(config), client=c))
+    assert sorted(late.skipped) == sorted(f"{n}/main" for n in names), late.outcomes
+    assert len([r for r in seen if r.startswith("GET /api/deployments/name/")]) == 3
+    assert not [r for r in seen if r == "POST /api/deployments/"]
+    assert {d["version"] for d in read_back(prefect_api, names).values()} == {newer}

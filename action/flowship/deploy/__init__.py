@@ -5,16 +5,9 @@ that talk to it, so planning can read the last deployed commit without
 paying for more than that call.
 """
 
-from flowship.deploy.core import (
-    STATUSES,
-    CleanupResult,
-    DeployResult,
-    Outcome,
-    cleanup_branch,
-    deploy_plan,
-    newer_deployed,
-)
+from flowship.deploy.core import cleanup_branch, deploy_plan, newer_deployed
 from flowship.deploy.local import LocalTarget
+from flowship.deploy.result import STATUSES, CleanupResult, DeployResult, Outcome
 from flowship.deploy.state import read_last_deployed, record_deployed
 from flowship.deploy.target import Infrastructure, Request, Target
 

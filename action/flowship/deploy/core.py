@@ -15,10 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
-from uuid import UUID
+from typing import TYPE_CHECKING, Any
 
 from flowship import console, git
 from flowship.config import Config
@@ -26,6 +24,7 @@ from flowship.deploy import lease, remote, timeouts, vcs
 from flowship.deploy.client import describe, unreachable, using
 from flowship.deploy.drift import keep_pauses
 from flowship.deploy.desired import Change, commit_info, desired, differences, parameter_schema
+from flowship.deploy.result import CleanupResult, DeployResult, Outcome
 from flowship.deploy.state import forget_deployed, other_project, read_last_deployed, record_deployed
 from flowship.deploy.target import Request, Target
 from flowship.errors import FlowshipError, InputError
@@ -34,65 +33,6 @@ from flowship.scope import Scope
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
-
-Status = Literal["created", "updated", "unchanged", "skipped", "deleted", "failed"]
-STATUSES: tuple[Status, ...] = ("created", "updated", "unchanged", "skipped", "deleted", "failed")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one deployment, and why (changed fields, a reason, an error)."""
-
-    deployment: str  # `<flow>/<scope>`
-    status: Status
-    detail: str = ""
-    file: str | None = None
-    line: int | None = None
-    # The deployment's Prefect id where it exists: callers link to it and start
-    # runs of it without reading every deployment again by name.
-    deployment_id: UUID | None = None
-    changes: tuple[Change, ...] = ()  # an update's fields, old and new values
-
-
-@dataclass
-class DeployResult:
-    scope: Scope
-    head: str
-    target: str
-    outcomes: list[Outcome] = field(default_factory=list)
-    recorded: bool = False  # whether `head` was recorded as the scope's last deployed commit
-
-    def named(self, status: Status) -> list[str]:
-        return [o.deployment for o in self.outcomes if o.status == status]
-
-    @property
-    def created(self) -> list[str]:
-        return self.named("created")
-
-    @property
-    def updated(self) -> list[str]:
-        return self.named("updated")
-
-    @property
-    def unchanged(self) -> list[str]:
-        return self.named("unchanged")
-
-    @property
-    def deleted(self) -> list[str]:
-        return self.named("deleted")
-
-    @property
-    def skipped(self) -> dict[str, str]:
-        return {o.deployment: o.detail for o in self.outcomes if o.status == "skipped"}
-
-    @property
-    def failed(self) -> dict[str, str]:
-        return {o.deployment: o.detail for o in self.outcomes if o.status == "failed"}
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
 
 def newer_deployed(config: Config, scope: Scope, deployed: str | None, head: str) -> str | None:
     """Why `head` must not replace a deployment running `deployed`, or None if it may.
@@ -138,8 +78,8 @@ def deploy_plan(
     if plan.workflows and not git.has_commit(config.root, plan.head):
         raise InputError(f"the plan's head {plan.head[:12]} is not in the repository at {config.root}; "
                          "deploy from a clone that has it (actions/checkout with fetch-depth: 0).")
-    with using(config, client) as opened, ExitStack() as after, lease.held(config, plan.scope, opened):
-        deployer = _Deployer(config, opened, plan, target, images or {}, force, image_failures or {})
+    with using(config, client) as opened, ExitStack() as after, lease.held(config, plan.scope, opened) as held:
+        deployer = _Deployer(config, opened, plan, target, images or {}, force, image_failures or {}, held)
         result = deployer.run()
         if deployer.outage is not None:
             from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
@@ -154,11 +94,13 @@ class _Deployer:
     """One deploy of one plan: the state its steps share."""
 
     def __init__(self, config: Config, client: SyncPrefectClient, plan: Plan, target: Target,
-                 images: Mapping[str, str], force: bool, image_failures: Mapping[str, str]):
+                 images: Mapping[str, str], force: bool, image_failures: Mapping[str, str], held: lease.Lease):
         self.config, self.client, self.plan, self.target = config, client, plan, target
+        self.lease = held
         self.images, self.force, self.image_failures = images, force, image_failures
         self.scope = plan.scope
         self.flows: dict[str, Any] = {}
+        self.sources: dict[str, bytes] | None = None  # the planned flow files at head, read at first need
         self.verdicts: dict[str | None, str | None] = {}  # deployed commit -> why not to replace it
         self.outage: str | None = None  # set once Prefect stopped answering: why the rest were not tried
 
@@ -224,16 +166,31 @@ class _Deployer:
     def still_older(self, flow_name: str) -> str | None:
         """`too_old` of the deployment as it is now, read again right before a write.
 
-        What was read at the start may be stale: a lost lease, or another tool,
-        may have moved it since.
+        What was read at the start is current while the lease is intact (it was
+        read under the lease, and no other flowship deploy of the scope can have
+        written since): then the read is skipped, a third of a first deploy's
+        requests. Once a renewal failed, another deploy may have moved it.
         """
         from prefect.exceptions import ObjectNotFound
+
+        if self.lease.intact():
+            return None
 
         try:
             latest = self.client.read_deployment_by_name(f"{flow_name}/{self.scope.name}")
         except ObjectNotFound:
             return None
         return self.too_old(latest)
+
+    def source(self, workflow: PlannedWorkflow) -> bytes | None:
+        """A planned flow's file at head. The first call reads every planned file in one
+        git call: one `git cat-file` each would cost a first deploy of 200 about 3 s."""
+        if self.sources is None:
+            paths = sorted({w.entrypoint.rsplit(":", 1)[0] for w in self.plan.workflows})
+            blobs = git.ls_tree(self.config.root, self.plan.head, *paths)
+            data = git.read_blobs(self.config.root, blobs.values())
+            self.sources = {path: data[blob] for path, blob in blobs.items() if blob in data}
+        return self.sources.get(workflow.entrypoint.rsplit(":", 1)[0])
 
     def converge(self, workflow: PlannedWorkflow, current: Any) -> Outcome:
         head = self.plan.head
@@ -253,7 +210,7 @@ class _Deployer:
             schema = current.parameter_openapi_schema
         else:
             try:
-                schema = parameter_schema(self.config, workflow, head)
+                schema = parameter_schema(self.config, workflow, head, self.source(workflow))
             except (OSError, SyntaxError, ValueError) as exc:
                 raise FlowshipError(f"cannot read the parameters of {workflow.entrypoint} at {head[:12]}: {exc}") from None
         assert self.commit is not None
@@ -335,19 +292,6 @@ def _say(outcome: Outcome) -> None:
         console.warning(text)
     else:
         console.info(text)
-
-
-@dataclass
-class CleanupResult:
-    branch: str
-    slug: str
-    deleted: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    forgot: bool = False  # whether the scope's recorded commit was dropped
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
 
 
 def cleanup_branch(

@@ -111,12 +111,13 @@ class Desired:
     paused: frozenset[int] = frozenset()  # indexes of `schedules` a person paused: kept paused (deploy/drift.py)
 
 
-def parameter_schema(config: Config, workflow: PlannedWorkflow, sha: str) -> dict[str, Any]:
-    """The flow's parameter schema from its source at `sha`, without importing it."""
+def parameter_schema(config: Config, workflow: PlannedWorkflow, sha: str, source: bytes | None = None) -> dict[str, Any]:
+    """The flow's parameter schema from its source at `sha` (read here unless given), without importing it."""
     from prefect.utilities.callables import parameter_schema_from_entrypoint
 
     path, function = workflow.entrypoint.rsplit(":", 1)
-    source = vcs.show(config.root, sha, path)
+    if source is None:
+        source = vcs.show(config.root, sha, path)
     with tempfile.TemporaryDirectory(prefix="flowship-schema-") as tmp:
         copy = Path(tmp) / PurePosixPath(path).name
         copy.write_bytes(source)

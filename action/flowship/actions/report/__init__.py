@@ -4,7 +4,7 @@ update's fields are read for people in `fields`."""
 
 from flowship.actions.report.model import DeploymentLine, ImageLine, Report, RunLine
 from flowship.actions.report.render import comment_markdown, headline, md, outputs, summary_markdown
-from flowship.deploy.core import STATUSES, Status
+from flowship.deploy.result import STATUSES, Status
 from flowship.markdown import code_block
 
 __all__ = [

@@ -1,6 +1,6 @@
 """What a `flowship ci` run did, as data: the report's input.
 
-The deploy statuses are deploy's own (`flowship.deploy.core.STATUSES`), so
+The deploy statuses are deploy's own (`flowship.deploy.result.STATUSES`), so
 a status added there is one the report knows.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowship.deploy.core import Status
+from flowship.deploy.result import Status
 from flowship.deploy.desired import Change
 from flowship.errors import Problem
 from flowship.plan import Plan

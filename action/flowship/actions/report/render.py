@@ -19,7 +19,7 @@ from collections import Counter
 from flowship.actions.github import COMMENT_MARKER
 from flowship.actions.report import fields
 from flowship.actions.report.model import DeploymentLine, ImageLine, Report, RunLine
-from flowship.deploy.core import STATUSES
+from flowship.deploy.result import STATUSES
 from flowship.markdown import code_block, escape
 from flowship.redact import redact
 
