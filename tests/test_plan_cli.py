@@ -163,3 +163,17 @@ def test_root_and_debug_go_before_or_after_the_command_and_every_command_has_exa
         assert sub.description and f"flowship {name}" in text.split("examples:")[1], name
         if any("--target" in a.option_strings for a in sub._actions):
             assert "where deployments go: local (a process work pool) or ecs" in " ".join(text.split())
+
+
+def test_planning_imports_no_network_client_and_no_process_pool():
+    """What a plan's start-up pays for (issue: planning a small repository is mostly import time):
+    the build stage's HTTP and registry clients and multiprocessing load only when used."""
+    import subprocess
+    import sys
+
+    heavy = ["urllib.request", "http.client", "ssl", "multiprocessing", "dxf", "requests", "jinja2",
+             "prefect", "boto3", "docker", "httpx", "github"]
+    code = ("import sys, flowship.cli, flowship.commands.plan, flowship.changes, flowship.images.inputs; "
+            f"print([m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -16,7 +16,6 @@ commit (`CommitTree`, what `plan` reads), the latter cached by blob sha.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -159,6 +158,8 @@ def _work(bounds: tuple[str, int, int]) -> list[tuple[str, Any]]:
 
 
 def _compute(kind: str, sources: dict[str, bytes]) -> dict[str, Any]:
+    import multiprocessing  # only here: a small plan never pays for importing it
+
     analyse = _ANALYSERS[kind]
     workers = min(os.cpu_count() or 1, 8)
     if len(sources) < _PARALLEL_FROM or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
