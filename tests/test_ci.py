@@ -176,7 +176,7 @@ def test_pull_request_preview_comment_is_created_once_then_edited_and_cleaned_up
     assert list(ci.deployments().values()) == ["updated"]
     [comment] = ci.github.comments(REPO_NAME, 12)  # still one comment, edited in place
     assert comment.edits == 1 and head2[:12] in comment.body
-    posts = [r for r in ci.github.state.requests if r.method == "POST"]
+    posts = [r for r in ci.github.state.requests if r.method == "POST" and r.path.endswith("/comments")]
     assert len(posts) == 1
 
     code, err = ci("pull_request", pr_payload("closed", number=12, branch="feat/new-model", head=head2, base=base,

@@ -3,12 +3,16 @@
 It answers the endpoints flowship's pull-request comment uses, with the
 payload shapes GitHub documents (docs.github.com/rest: repos, pulls, issue
 comments), and keeps state so a test can see a comment created once and then
-edited. Tokens are checked like GitHub does: an unknown token gets 401, a
+edited, and GitHub Deployments (create, list by environment, statuses, with
+GitHub's `auto_inactive`: a new success makes the environment's earlier
+successes inactive). Tokens are checked like GitHub does: an unknown token gets 401, a
 read-only one (a fork's pull request) gets 403 on writes. A token is either an
 Actions installation token (GET /user answers 403, its comments are by
 `github-actions[bot]`) or a person's (`login=`: GET /user names them, their
 comments are theirs); only a comment's author may edit it. `bad_body` names
 routes that answer 200 with a body GitHub never sends, as a broken proxy might.
+A token added with `deployments=False` lacks `deployments: write` (403 on
+those writes only).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from urllib.parse import parse_qsl
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,6 +42,23 @@ class Comment:
 
 
 @dataclass
+class Deployment:
+    id: int
+    repo: str
+    ref: str
+    environment: str
+    description: str | None
+    transient: bool
+    production: bool
+    created_at: str
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def state(self) -> str | None:
+        return self.statuses[-1]["state"] if self.statuses else None
+
+
+@dataclass
 class Request:
     method: str
     path: str
@@ -53,6 +75,8 @@ class State:
     repos: dict[str, dict[str, Any]] = field(default_factory=dict)  # full name -> {"default_branch"}
     pulls: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     comments: list[Comment] = field(default_factory=list)
+    deployments: list[Deployment] = field(default_factory=list)
+    no_deployments_tokens: set[str] = field(default_factory=set)  # tokens without `deployments: write`
     requests: list[Request] = field(default_factory=list)
     next_id: int = 1000
 
@@ -81,9 +105,12 @@ class GitHubServer:
         self._httpd.server_close()
 
     # -- test setup --------------------------------------------------------
-    def add_token(self, token: str, *, read_only: bool = False, login: str | None = None) -> None:
+    def add_token(self, token: str, *, read_only: bool = False, login: str | None = None,
+                  deployments: bool = True) -> None:
         """`login=None` is an Actions installation token; a login makes it that person's token."""
         (self.state.read_only_tokens if read_only else self.state.tokens).add(token)
+        if not deployments:
+            self.state.no_deployments_tokens.add(token)
         if login is not None:
             self.state.logins[token] = login
 
@@ -148,6 +175,16 @@ class GitHubServer:
                      "repo": self.repo_json(full_name)},
         }
 
+    def deployment_json(self, d: Deployment) -> dict[str, Any]:
+        api = f"{self.url}/repos/{d.repo}"
+        return {
+            "id": d.id, "node_id": f"DE_{d.id}", "url": f"{api}/deployments/{d.id}", "sha": d.ref, "ref": d.ref,
+            "task": "deploy", "payload": {}, "original_environment": d.environment, "environment": d.environment,
+            "description": d.description, "creator": BOT, "created_at": d.created_at, "updated_at": d.created_at,
+            "statuses_url": f"{api}/deployments/{d.id}/statuses", "repository_url": api,
+            "transient_environment": d.transient, "production_environment": d.production,
+        }
+
     def comment_json(self, c: Comment) -> dict[str, Any]:
         api = f"{self.url}/repos/{c.repo}"
         return {
@@ -166,12 +203,16 @@ _ROUTES = [
     ("GET", re.compile(rf"^{_REPO}/issues/(?P<n>\d+)/comments$"), "list_comments"),
     ("POST", re.compile(rf"^{_REPO}/issues/(?P<n>\d+)/comments$"), "create_comment"),
     ("PATCH", re.compile(rf"^{_REPO}/issues/comments/(?P<id>\d+)$"), "edit_comment"),
+    ("GET", re.compile(rf"^{_REPO}/deployments$"), "list_deployments"),
+    ("POST", re.compile(rf"^{_REPO}/deployments$"), "create_deployment"),
+    ("POST", re.compile(rf"^{_REPO}/deployments/(?P<id>\d+)/statuses$"), "create_deployment_status"),
 ]
 
 
 def _handler(server: GitHubServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         token: str | None = None  # the request's token, set before a route runs
+        query: dict[str, str] = {}  # the request's query, likewise
 
         def log_message(self, *args: object) -> None:  # keep pytest output clean
             pass
@@ -207,7 +248,10 @@ def _handler(server: GitHubServer) -> type[BaseHTTPRequestHandler]:
                             return self._error(403, "Resource not accessible by integration")
                         if name in st.bad_body:
                             return self._send_raw(200, st.bad_body[name])
+                        if "deployment" in name and method != "GET" and token in st.no_deployments_tokens:
+                            return self._error(403, "Resource not accessible by integration")
                         self.token = token
+                        self.query = dict(parse_qsl(_query))
                         return getattr(self, name)(body=body, **m.groupdict())
                 return self._error(404, "Not Found")
 
@@ -251,6 +295,44 @@ def _handler(server: GitHubServer) -> type[BaseHTTPRequestHandler]:
             comment.updated_at = _now()
             comment.edits += 1
             self._send(200, server.comment_json(comment))
+
+        def list_deployments(self, repo: str, body: Any) -> None:
+            found = [d for d in server.state.deployments if d.repo == repo and all(
+                getattr(d, {"sha": "ref"}.get(k, k), None) == v for k, v in self.query.items()
+                if k in ("environment", "ref", "sha"))]
+            self._send(200, [server.deployment_json(d) for d in reversed(found)])  # newest first, as GitHub
+
+        def create_deployment(self, repo: str, body: Any) -> None:
+            if repo not in server.state.repos:
+                return self._error(404, "Not Found")
+            if not isinstance(body, dict) or not isinstance(body.get("ref"), str):
+                return self._error(422, "Validation Failed")
+            environment = body.get("environment", "production")
+            deployment = Deployment(server._id(), repo, body["ref"], environment, body.get("description"),
+                                    bool(body.get("transient_environment", False)),
+                                    bool(body.get("production_environment", environment == "production")), _now())
+            server.state.deployments.append(deployment)
+            self._send(201, server.deployment_json(deployment))
+
+        def create_deployment_status(self, repo: str, id: str, body: Any) -> None:
+            deployment = next((d for d in server.state.deployments if d.id == int(id) and d.repo == repo), None)
+            if deployment is None:
+                return self._error(404, "Not Found")
+            states = {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
+            if not isinstance(body, dict) or body.get("state") not in states:
+                return self._error(422, "Validation Failed")
+            status = {"id": server._id(), "state": body["state"], "description": body.get("description", ""),
+                      "environment": deployment.environment, "target_url": body.get("target_url", ""),
+                      "log_url": body.get("log_url", body.get("target_url", "")),
+                      "environment_url": body.get("environment_url", ""), "created_at": _now(),
+                      "updated_at": _now(), "creator": BOT, "deployment_url": server.deployment_json(deployment)["url"],
+                      "repository_url": f"{server.url}/repos/{repo}"}
+            deployment.statuses.append(status)
+            if body["state"] == "success" and body.get("auto_inactive", True):
+                for other in server.state.deployments:
+                    if other is not deployment and other.environment == deployment.environment and other.state == "success":
+                        other.statuses.append({**status, "id": server._id(), "state": "inactive"})
+            self._send(201, status)
 
     return Handler
 

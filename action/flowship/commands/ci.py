@@ -22,6 +22,8 @@ from flowship import console
 from flowship.config import Config
 from flowship.commands.targets import TARGETS, make_target
 from flowship.errors import EXIT_FAILURE, EXIT_OK, FlowshipError, InputError
+from flowship.actions import deployments as github_deployments
+from flowship.actions.deployments import Tracker
 from flowship.actions.github import Context, upsert_comment, write_outputs, write_summary
 from flowship.commands.plan import print_plan
 from flowship.plan import Plan
@@ -73,6 +75,7 @@ class _Run:
     deployments: list[DeploymentLine] = field(default_factory=list)
     runs: list[RunLine] = field(default_factory=list)
     failed: bool = False
+    github: Tracker | None = None  # the GitHub deployment in progress, finished by the report
 
 
 def run_ci(config: Config, options: Options) -> int:
@@ -151,6 +154,8 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
     if options.target == "ecs" and plan.images and plan.workflows:
         with console.group("Images"):
             images, image_failures = _build(config, plan, options.force_rebuild, run)
+    if plan.workflows or plan.delete:
+        run.github = github_deployments.start_for(config, event.repository, event.scope, plan.head)
     with console.group(f"Deploy to {options.target}"):
         from flowship.deploy import deploy_plan
         from flowship.deploy.runs import deployment_url
@@ -272,6 +277,8 @@ def _cleanup(config: Config, options: Options, event: Event, run: _Run) -> None:
         run.deployments += [DeploymentLine(name, "deleted") for name in result.deleted]
         run.deployments += [DeploymentLine(name, "failed", why) for name, why in result.failed.items()]
         run.failed |= not result.ok
+        if result.ok:
+            github_deployments.deactivate_for(config, event.repository, event.scope)
         if not result.deleted and not result.failed:
             run.notes.append("The preview had no deployments left to remove.")
 
@@ -289,6 +296,8 @@ def _report(config: Config, ctx: Context, event: Event, run: _Run) -> None:
             report = replace(report, links=_comment(config, ctx, event, report))
         write_summary(ctx.summary, summary_markdown(report))
         write_outputs(ctx.output, outputs(report))
+        if run.github is not None:
+            run.github.finish_for(report)
         if not ctx.summary:
             console.info(summary_markdown(report))
 
