@@ -180,6 +180,51 @@ def ls_tree_modes(root: Path | str, rev: str, *paths: str) -> dict[str, tuple[st
     return files
 
 
+class Commit:
+    """One commit's files below the directory git runs in (or below `paths`): listed once
+    with `git ls-tree`, read lazily, many at a time. Planning, images and deploying all
+    read commits through this one shape."""
+
+    def __init__(self, root: Path | str, sha: str, *paths: str):
+        self.root = Path(root)
+        self.sha = sha
+        self.entries = ls_tree_modes(root, sha, *paths)  # path -> (git mode, blob sha)
+        self._read: dict[str, bytes | None] = {}
+
+    @classmethod
+    def at(cls, root: Path | str, rev: str, *paths: str) -> Commit:
+        return cls(root, rev_parse(root, rev), *paths)
+
+    @property
+    def blobs(self) -> dict[str, str]:
+        """path -> blob sha."""
+        return {path: blob for path, (_mode, blob) in self.entries.items()}
+
+    @property
+    def files(self) -> list[str]:
+        return sorted(self.entries)
+
+    def read(self, path: str) -> bytes | None:
+        """One file's bytes, or None where the commit has no such file."""
+        path = path.strip("/")
+        if path not in self._read:
+            blob = self.entries[path][1] if path in self.entries else None
+            self._read[path] = read_blobs(self.root, [blob]).get(blob) if blob else None
+        return self._read[path]
+
+    def committed(self) -> str:
+        """The committer's time in UTC, RFC 3339: what is made of this commit is
+        dated by it, not by the clock, so the same commit gives the same result."""
+        from datetime import datetime, timezone
+
+        seconds = int(run(self.root, "show", "-s", "--format=%ct", self.sha).stdout.decode().strip())
+        return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def archive(self) -> bytes:
+        """The commit as a tar (`git archive`: modes and the commit's time kept)."""
+        return archive(self.root, self.sha)
+
+
 def read_blobs(root: Path | str, shas: Iterable[str]) -> dict[str, bytes]:
     """Many blobs in one `git cat-file --batch`; missing ones are left out."""
     return dict(stream_blobs(root, shas))

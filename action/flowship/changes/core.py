@@ -26,7 +26,7 @@ deletes a production deployment.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from flowship import git
 from flowship.changes.affected import Analysis, analyse_changes, analyse_partial
@@ -147,9 +147,9 @@ def _base_flows(
     touched = {old: new for old, new in touched.items() if old.endswith(".py")}
     if not touched:
         return {}
-    base_files = git.ls_tree(config.root, base_sha, config.flows)
-    present = {p: base_files[p] for p in touched if p in base_files}
-    facts = analysed(_Blobs(config, present), "flows", present, cache)
+    base = CommitTree(config.root, base_sha, config.flows)
+    present = {p: base.files[p] for p in touched if p in base.files}
+    facts = analysed(base, "flows", present, cache)
     return {
         old: (touched[old], [r.name for r in pair(old, ModuleFacts.from_cache(data))[0]])
         for old, data in sorted(facts.items())
@@ -184,20 +184,6 @@ def _confirmed(
     kept = {r.name for r in found.records}
     wanted = set(_deletions(base_flows, found))
     return [name for name in deletions if name in wanted and name not in kept]
-
-
-class _Blobs:
-    """A tree of just some blobs of a commit (the base's changed flow files)."""
-
-    cacheable = True
-
-    def __init__(self, config: Config, files: dict[str, str]):
-        self.root = config.root
-        self.files = files
-        self.unreadable: dict[str, str] = {}
-
-    def read(self, ids: Iterable[str]) -> dict[str, bytes]:
-        return git.read_blobs(self.root, ids)
 
 
 # -- images -------------------------------------------------------------------------

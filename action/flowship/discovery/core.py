@@ -114,16 +114,17 @@ class WorkTree:
 
 
 class CommitTree:
-    """The files of one commit, read with `git ls-tree` and `git cat-file --batch`."""
+    """The files of one commit (below `paths`, if given), as discovery reads them: a `git.Commit`."""
 
     cacheable = True
 
-    def __init__(self, root: Path, sha: str):
+    def __init__(self, root: Path, sha: str, *paths: str):
+        self.commit = git.Commit(root, sha, *paths)
         self.root = root
         self.sha = sha
-        entries = git.ls_tree_modes(root, sha)
+        entries = self.commit.entries
         # A committed symlink's blob is its target's name, not Python: never parsed as a module.
-        self.files = {path: sha for path, (mode, sha) in entries.items() if mode != git.SYMLINK_MODE}
+        self.files = {path: blob for path, (mode, blob) in entries.items() if mode != git.SYMLINK_MODE}
         self.unreadable = {
             path: limits.NOT_REGULAR for path, (mode, _) in entries.items()
             if mode == git.SYMLINK_MODE and path.endswith(".py")
@@ -133,8 +134,7 @@ class CommitTree:
         return git.read_blobs(self.root, ids)
 
     def read_path(self, path: str) -> bytes | None:
-        sha = self.files.get(path)
-        return None if sha is None else self.read([sha]).get(sha)
+        return self.commit.read(path) if path in self.files else None
 
 
 def python_files(tree: Tree, under: str) -> list[str]:

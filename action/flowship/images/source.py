@@ -11,54 +11,15 @@ import fnmatch
 import io
 import tarfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from importlib import resources
-from pathlib import Path
 
-from flowship import git
+from flowship.git import Commit  # what this module reads: one commit's files
 
 # Never part of a code image, whatever .dockerignore says (tracked by mistake, or caches).
 DEFAULT_EXCLUDES = (
     ".git", ".github", ".venv", "venv", "__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache",
     ".ruff_cache", ".hypothesis", "node_modules", ".flowship", ".dockerignore",
 )
-
-
-@dataclass
-class Commit:
-    """One commit's files, read lazily: the deps build reads a few, the code image all."""
-
-    root: Path
-    sha: str
-    blobs: Mapping[str, str] = field(default_factory=dict)  # path -> blob sha
-    _cache: dict[str, bytes | None] = field(default_factory=dict)
-
-    @classmethod
-    def at(cls, root: Path, rev: str) -> Commit:
-        sha = git.rev_parse(root, rev)
-        return cls(root, sha, git.ls_tree(root, sha))
-
-    @property
-    def files(self) -> list[str]:
-        return sorted(self.blobs)
-
-    def read(self, path: str) -> bytes | None:
-        path = path.strip("/")
-        if path not in self._cache:
-            blob = self.blobs.get(path)
-            self._cache[path] = git.read_blobs(self.root, [blob]).get(blob) if blob else None
-        return self._cache[path]
-
-    def committed(self) -> str:
-        """The committer's time in UTC, RFC 3339: an image made of this commit is
-        dated by it, not by the clock, so the same commit gives the same config."""
-        seconds = int(git.run(self.root, "show", "-s", "--format=%ct", self.sha).stdout.decode().strip())
-        return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    def archive(self) -> bytes:
-        """The commit as a tar (`git archive`: modes and the commit's time kept)."""
-        return git.archive(self.root, self.sha)
 
 
 def excluded(path: str, patterns: tuple[str, ...]) -> bool:
