@@ -90,6 +90,9 @@ def test_open_synchronize_close_walks_the_deployments_api(github, repo, tmp_path
     assert first.statuses[-1]["environment_url"] == opened.outputs["preview-url"]
     assert opened.outputs["preview-url"].startswith(f"{UI}/deployments/deployment/")
     assert first.statuses[-1]["target_url"] == f"https://github.com/{REPO_NAME}/actions/runs/4201"
+    # The comment also says what merging will do: main has no such flow yet.
+    [comment] = github.comments(REPO_NAME, 9)
+    assert "### What merging will do to production\n\n**1 to create, 0 to update, 0 to delete** in `main`" in comment.body
 
     head2 = repo.commit({f"flows/{flow}.py": cpu_flow(flow).replace("rows: int = 10", "rows: int = 12")})
     pushed = ci("pull_request", pr_payload("synchronize", number=9, branch="feat/etl", head=head2, base=base), capsys)

@@ -32,6 +32,8 @@ from flowship.actions.report import DeploymentLine, ImageLine, Report, RunLine, 
 if TYPE_CHECKING:
     from uuid import UUID
 
+    from flowship.deploy.merge import MergePreview
+
     from flowship.actions.events import DispatchInputs, Event
 
 
@@ -76,6 +78,7 @@ class _Run:
     runs: list[RunLine] = field(default_factory=list)
     failed: bool = False
     github: Tracker | None = None  # the GitHub deployment in progress, finished by the report
+    merge: MergePreview | None = None  # a preview's effect on main if merged
 
 
 def run_ci(config: Config, options: Options) -> int:
@@ -169,6 +172,8 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
         run.failed |= not result.ok
         if rollback:
             run.notes.append(f"Rollback: deployed {plan.head[:12]} even where a newer commit was deployed.")
+    if not plan.scope.is_main and result.outcomes:
+        run.merge = _merge_preview(config, plan)
     if options.run and result.ok:
         with console.group("Runs"):
             live = {o.deployment: o.deployment_id for o in result.outcomes
@@ -261,6 +266,17 @@ def _start_runs(config: Config, run: _Run, live: dict[str, UUID], *, wait: bool)
             run.failed = True
 
 
+def _merge_preview(config: Config, plan: Plan) -> MergePreview | None:
+    """What merging this preview will do to main (read-only), or None when Prefect cannot say."""
+    from flowship.deploy.merge import merge_preview
+
+    try:
+        return merge_preview(config, plan)
+    except Exception as exc:  # a courtesy section: the deploy's own result is what counts
+        console.warning(f"cannot say what merging will do to production ({type(exc).__name__}: {str(exc)[:200]}).")
+        return None
+
+
 # -- cleanup -----------------------------------------------------------------------
 def _cleanup(config: Config, options: Options, event: Event, run: _Run) -> None:
     assert event.scope is not None
@@ -291,6 +307,7 @@ def _report(config: Config, ctx: Context, event: Event, run: _Run) -> None:
             plan=run.plan, notes=tuple(run.notes), images=tuple(run.images), deployments=tuple(run.deployments),
             runs=tuple(run.runs), run_url=ctx.run_url,
             prefect_ui_url=config.env.prefect_ui_url, pr_title=event.pr_title, repository_url=ctx.repository_url,
+            merge=run.merge,
         )
         if event.pr is not None and event.repository:
             report = replace(report, links=_comment(config, ctx, event, report))

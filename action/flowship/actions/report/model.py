@@ -11,6 +11,7 @@ from typing import Any
 
 from flowship.deploy.result import Status
 from flowship.deploy.desired import Change
+from flowship.deploy.merge import MergePreview
 from flowship.errors import Problem
 from flowship.plan import Plan
 from flowship.scope import Scope
@@ -66,6 +67,7 @@ class Report:
     pr_title: str | None = None
     links: dict[str, str] = field(default_factory=dict)  # extra named links (the PR comment)
     repository_url: str | None = None  # https://github.com/owner/name: commit and compare links
+    merge: MergePreview | None = None  # a preview's effect on main if merged (deploy/merge.py)
 
     def commit_url(self, sha: str | None) -> str | None:
         return f"{self.repository_url}/commit/{sha}" if self.repository_url and sha else None

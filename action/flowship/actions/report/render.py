@@ -18,6 +18,7 @@ from collections import Counter
 
 from flowship.actions.github import COMMENT_MARKER
 from flowship.actions.report import fields
+from flowship.actions.report.merge import merge_section
 from flowship.actions.report.model import DeploymentLine, ImageLine, Report, RunLine
 from flowship.deploy.result import STATUSES
 from flowship.markdown import code_block, escape
@@ -62,6 +63,7 @@ def summary_markdown(report: Report) -> str:
     out += _images(report.images)
     out += _deployments(report)
     out += _runs(report.runs)
+    out += merge_section(report.merge)
     if loose := report.loose_problems():
         out += ["### Problems", ""] + [f"- {md(p)}" for p in loose] + [""]
     if report.run_url:
@@ -82,6 +84,7 @@ def comment_markdown(report: Report) -> str:
         out += ["| Flow | Would deploy | Why |", "| --- | --- | --- |"]
         out += [f"| {md(w.name)} | {md(w.deployment)} | {_reasons(w.reasons)} |" for w in report.plan.workflows]
         out.append("")
+    out += merge_section(report.merge)
     # A failed update leaves the last good preview in place: it can still be run.
     runnable = [d for d in report.deployments if d.status in _LIVE or (d.status == "failed" and d.url)]
     if runnable and report.scope is not None:
