@@ -195,3 +195,14 @@ def test_a_failed_run_says_so_first_in_the_summary():
                               ("h3", "❌ The run failed")]
     assert doc.blocks[4] == ("nested", "Failed: the registry refused the push.")
     assert doc.blocks[5:] == [("nested", "Push to main.")]  # the other notes after it (a quote)
+
+
+def test_a_version_set_by_hand_in_prefect_never_becomes_a_link():
+    scope = Scope.preview("feat-x", 5)
+    hostile = "x) [evil](http://e.vil"
+    line = DeploymentLine(f"etl/{scope.name}", "updated", "version", f"{UI}/2", f"{UI}/2/run",
+                          (Change("version", hostile, HEAD),))
+    doc = render(comment_markdown(Report(title="t", scope=scope, head=HEAD, deployments=(line,), repository_url=REPO)))
+    [row] = _deployments(doc)
+    assert row[3][1] == {"deployment": f"{UI}/2", "run": f"{UI}/2/run", "commit": f"{REPO}/commit/{HEAD}"}
+    assert all("e.vil" not in href for _, links in row for href in links.values())

@@ -6,6 +6,7 @@ a status added there is one the report knows.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,10 +71,12 @@ class Report:
     merge: MergePreview | None = None  # a preview's effect on main if merged (deploy/merge.py)
 
     def commit_url(self, sha: str | None) -> str | None:
-        return f"{self.repository_url}/commit/{sha}" if self.repository_url and sha else None
+        return f"{self.repository_url}/commit/{sha}" if self.repository_url and _sha(sha) else None
 
     def compare_url(self, old: str | None, new: str | None) -> str | None:
-        if self.repository_url and old and new and old != new:
+        # A deployment's version is read back from Prefect, where anyone with
+        # access may have set it: only a commit id goes into a link.
+        if self.repository_url and _sha(old) and _sha(new) and old != new:
             return f"{self.repository_url}/compare/{old}...{new}"
         return None
 
@@ -84,3 +87,10 @@ class Report:
     def loose_problems(self) -> tuple[str, ...]:
         """What planning noted that is tied to no place in the repository."""
         return self.plan.notes if self.plan else ()
+
+
+_SHA = re.compile(r"[0-9a-f]{7,64}")
+
+
+def _sha(value: object) -> bool:
+    return isinstance(value, str) and _SHA.fullmatch(value) is not None
