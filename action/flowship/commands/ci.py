@@ -140,7 +140,7 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
     with console.group("Plan"):
         base = None if (event.everything and not options.flows) else _base(config, event, options)
         run.plan = plan = _plan(config, event, base=base, flows=options.flows, force_rebuild=options.force_rebuild)
-        print_plan(plan, title="flowship")
+        print_plan(plan, title="flowship", images=options.target == "ecs")
     if event.fork:
         run.notes.append(
             "This pull request comes from a fork, so its run has no secrets: flowship planned it and "

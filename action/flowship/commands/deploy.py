@@ -21,7 +21,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
         from flowship.commands.plan import plan_from_args, print_plan
 
         plan = plan_from_args(config, args)
-        print_plan(plan)
+        print_plan(plan, images=args.target == "ecs")
     images, failures = load_images(args.images) if args.images else ({}, {})
     target = make_target(config, args.target)
     title = f"Deploy {len(plan.workflows)} workflow(s), delete {len(plan.delete)}, to {plan.scope.name} ({target.name})"

@@ -96,7 +96,7 @@ def print_plan(plan: Plan, *, title: str | None = None) -> None:
         console.info("  delete:")
         for d in plan.delete:
             console.info(f"    {d.deployment}")
-    if plan.images:
+    if images and plan.images:
         console.info("  images:")
         for i in plan.images:
             why = f"rebuild deps <- {_reasons(i.reasons)}" if i.rebuild else "deps unchanged, code layer only"
