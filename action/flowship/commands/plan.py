@@ -81,8 +81,9 @@ def _last_deployed_base(config: Config, scope: Scope, head: str) -> str | None:
     return base
 
 
-def print_plan(plan: Plan, *, title: str | None = None) -> None:
-    """The short table people read: flows, deletions, images, each with its reasons."""
+def print_plan(plan: Plan, *, title: str | None = None, images: bool = True) -> None:
+    """The short table people read: flows, deletions, images (`images`: the target
+    builds them; the local target does not), each with its reasons."""
     span = f"{plan.base[:12]}..{plan.head[:12]}" if plan.base else f"everything at {plan.head[:12]}"
     console.info(f"plan for {plan.scope.name} ({span})")
     if not plan.workflows and not plan.delete:
