@@ -111,16 +111,6 @@ def build_parser() -> argparse.ArgumentParser:
                  "flowship bootstrap --target local")
     p.add_argument("--target", choices=TARGETS, default="ecs", help=_TARGET_HELP)
 
-    p = _command(sub, "ci", "run the whole pipeline for the GitHub event in the environment",
-                 "flowship ci                # in GitHub Actions (the composite action runs this)\n"
-                 "flowship ci --dry-run      # plan and report only")
-    # The action sets these through FLOWSHIP_TARGET / FLOWSHIP_DRY_RUN; the flags override them.
-    p.add_argument("--target", choices=TARGETS, default=None,
-                   help="where deployments go: local (a process work pool) or ecs (default: FLOWSHIP_TARGET, else ecs)")
-    p.add_argument("--dry-run", action="store_true", help="plan and report only")
-    return parser
-
-
     p.add_argument("--stack", nargs="?", const="", default=None, metavar="NAME",
                    help="deploy flowship's CloudFormation stack (default name: the cluster's)")
     p.add_argument("--parameter", metavar="KEY=VALUE", action="append", default=[],
@@ -134,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack", metavar="NAME", help="the stack (default: the cluster's name)")
     p.add_argument("--heartbeat", metavar="SECONDS", type=int, default=120,
                    help="a worker must have polled within this long (default: %(default)s)")
+
+    p = _command(sub, "ci", "run the whole pipeline for the GitHub event in the environment",
+                 "flowship ci                # in GitHub Actions (the composite action runs this)\n"
+                 "flowship ci --dry-run      # plan and report only")
+    # The action sets these through FLOWSHIP_TARGET / FLOWSHIP_DRY_RUN; the flags override them.
+    p.add_argument("--target", choices=TARGETS, default=None,
+                   help="where deployments go: local (a process work pool) or ecs (default: FLOWSHIP_TARGET, else ecs)")
+    p.add_argument("--dry-run", action="store_true", help="plan and report only")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     parser = build_parser()
