@@ -7,15 +7,20 @@
 # It sets itself up (scripts/setup.sh), starts a local Prefect server with its
 # UI, works on a throwaway copy of this repository's flows/ (your checkout is
 # never touched) and stops everything at the end. FLOWSHIP_DEMO_KEEP=1 keeps
-# the server up afterwards so you can look around the UI; Ctrl-C ends it.
+# the server and the preview up afterwards so you can look around the UI;
+# Ctrl-C ends it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/setup.sh
 PY="$ROOT/.venv/bin/python"
+SETUP_SECONDS=$SECONDS
+KEEP="${FLOWSHIP_DEMO_KEEP:-}"
 
 say() { printf '\n\033[1m### %s\033[0m\n' "$*" >&2; }
 run() { printf '$ %s\n' "$*" >&2; "$@"; }
+# Wide enough that deployment names are not cut off.
+deployments() { printf '$ prefect deployment ls\n' >&2; COLUMNS=160 prefect deployment ls; }
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/flowship-demo.XXXXXX")"
 PIDS=()
@@ -43,17 +48,21 @@ export PREFECT_SERVER_ANALYTICS_ENABLED=false
 export PREFECT_SERVER_LOGGING_LEVEL=WARNING
 export PREFECT_WORKER_QUERY_SECONDS=2
 unset PREFECT_API_KEY GITHUB_ACTIONS
-say "Starting a local Prefect server (UI at $FLOWSHIP_PREFECT_UI_URL)"
+say "Starting a local Prefect server (UI at $FLOWSHIP_PREFECT_UI_URL; usually 10-30 s)"
 prefect server start --host 127.0.0.1 --port "$PORT" >"$WORK/server.log" 2>&1 &
 PIDS+=($!)
+started=$SECONDS
+printf 'waiting for it' >&2
 for _ in $(seq 1 180); do
     "$PY" -c "import urllib.request as u; u.urlopen('$PREFECT_API_URL/health', timeout=2)" 2>/dev/null && break
-    kill -0 "${PIDS[0]}" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
-    sleep 0.5
+    kill -0 "${PIDS[0]}" 2>/dev/null || { printf '\n' >&2; cat "$WORK/server.log" >&2; exit 1; }
+    printf '.' >&2
+    sleep 1
 done
+printf '\n' >&2
 "$PY" -c "import urllib.request as u; u.urlopen('$PREFECT_API_URL/health', timeout=2)" \
     || { echo "the Prefect server did not start; see its log:" >&2; tail -40 "$WORK/server.log" >&2; exit 1; }
-echo "Prefect is up: $FLOWSHIP_PREFECT_UI_URL" >&2
+echo "Prefect is up after $((SECONDS - started)) s: $FLOWSHIP_PREFECT_UI_URL" >&2
 
 # -- a throwaway repository holding a copy of this repository's flows -----------------
 REPO="$WORK/repo"
@@ -100,7 +109,7 @@ EOF
 # -- 1. a push to main deploys every flow ----------------------------------------------
 say "1. A push to main deploys every flow"
 fs deploy --all --branch main
-run prefect deployment ls
+deployments
 say "   ...and deploying the same commit again changes nothing"
 fs deploy --all --branch main
 MAIN_BEFORE="$(main_snapshot)"
@@ -113,7 +122,7 @@ g commit -q -am "Tweak $FLOW"
 say "   flowship plan says what the branch changes, compared with its merge base with main"
 fs plan --branch "$BRANCH" --pr 1
 fs deploy --branch "$BRANCH" --pr 1
-run prefect deployment ls
+deployments
 
 # -- 3. a run of the preview completes and shows its result ----------------------------
 say "3. A worker on the local pool runs the preview; flowship follows the run"
@@ -126,11 +135,15 @@ PIDS+=($!)
 fs run "$FLOW" --scope "$BRANCH" "${PARAMS[@]}" --wait
 
 # -- 4. closing the branch removes the preview; main is untouched ----------------------
-say "4. The branch is closed: its preview goes, main stays exactly as it was"
-g checkout -q main
-g branch -q -D "$BRANCH"
-fs cleanup --branch "$BRANCH"
-run prefect deployment ls
+if [ "$KEEP" = 1 ]; then
+    say "4. (FLOWSHIP_DEMO_KEEP=1: the preview stays for you to look at; main stays exactly as it was)"
+else
+    say "4. The branch is closed: its preview goes, main stays exactly as it was"
+    g checkout -q main
+    g branch -q -D "$BRANCH"
+    fs cleanup --branch "$BRANCH"
+fi
+deployments
 if [ "$(main_snapshot)" = "$MAIN_BEFORE" ]; then
     echo "main's deployments are exactly as they were before the preview (ids, versions, fields, update times)." >&2
 else
@@ -138,8 +151,8 @@ else
     exit 1
 fi
 
-say "Done in ${SECONDS}s. The Prefect UI: $FLOWSHIP_PREFECT_UI_URL"
-if [ "${FLOWSHIP_DEMO_KEEP:-}" = 1 ]; then
-    echo "The server stays up (FLOWSHIP_DEMO_KEEP=1); press Ctrl-C to stop it." >&2
+say "Done: the story took $((SECONDS - SETUP_SECONDS)) s (and setting up ${SETUP_SECONDS} s). The Prefect UI: $FLOWSHIP_PREFECT_UI_URL"
+if [ "$KEEP" = 1 ]; then
+    echo "The server, its worker and the preview of $BRANCH stay up (FLOWSHIP_DEMO_KEEP=1); press Ctrl-C to stop them." >&2
     wait "${PIDS[0]}"
 fi

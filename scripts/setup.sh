@@ -16,13 +16,24 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 stamp="$VENV/.flowship-installed"
 want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+# pip's own chatter (warnings about index locations, build backends' notices)
+# goes to a log that is shown only when an install fails.
+pip_quietly() {
+    local log_file="$VENV/pip-install.log"
+    if ! "$VENV/bin/pip" install -q --disable-pip-version-check "$@" >>"$log_file" 2>&1; then
+        log "pip install $* failed; its log ($log_file) ends:"
+        tail -40 "$log_file" >&2
+        return 1
+    fi
+}
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    log "installing flowship and its dependencies"
-    "$VENV/bin/pip" install -q --upgrade pip
+    log "installing flowship and its dependencies (usually 1-3 minutes on a fresh machine; once)"
+    : >"$VENV/pip-install.log"
+    pip_quietly --upgrade pip
     # The CPU build of torch on this machine's disk; installing it first keeps
     # pip from ever resolving a CUDA build for the example flows.
-    "$VENV/bin/pip" install -q "torch==2.13.0"
-    "$VENV/bin/pip" install -q -e "$ROOT[ml,dev]"
+    pip_quietly "torch==2.13.0"
+    pip_quietly -e "$ROOT[ml,dev]"
     echo "$want" > "$stamp"
 fi
 

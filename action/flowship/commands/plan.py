@@ -98,7 +98,7 @@ def print_plan(plan: Plan, *, title: str | None = None, images: bool = True) -> 
         for d in plan.delete:
             console.info(f"    {d.deployment}")
     if images and plan.images:
-        console.info("  images:")
+        console.info("  images (built by the ecs target):")
         for i in plan.images:
             why = f"rebuild deps <- {_reasons(i.reasons)}" if i.rebuild else "deps unchanged, code layer only"
             console.info(f"    {i.tag}  {why}")
