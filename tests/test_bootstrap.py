@@ -216,3 +216,38 @@ def test_bootstrap_stack_names_what_it_needs(repo, stack_env, capsys):
     assert "the stack needs GitHubRepository" in capsys.readouterr().err
     assert bootstrap_stack(repo, stack_env, account, "--parameter", "Nope=1") == 2
     assert "Nope is not a parameter of the stack" in capsys.readouterr().err
+
+
+def test_bootstrap_stack_without_permission_says_which_in_one_sentence(repo, tmp_path, monkeypatch, capsys):
+    """moto enforcing IAM (after the setup's first requests): a principal that may read but not create stacks."""
+    from testing import moto_cfn
+
+    setup = 5  # the requests below before the principal's own: VPC, subnet, user, key, policy
+    server = moto_cfn.start(tmp_path / "moto-iam", {"INITIAL_NO_AUTH_ACTION_COUNT": str(setup)})
+    try:
+        ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=server.url)
+        vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.7.1.0/24")["Subnet"]["SubnetId"]
+        iam = boto3.client("iam", region_name=REGION, endpoint_url=server.url)
+        iam.create_user(UserName="reader")
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": ["ec2:Describe*", "cloudformation:DescribeStacks"], "Resource": "*"}],
+        }))
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        monkeypatch.delenv("AWS_SESSION_TOKEN")
+        # boto3's default session keeps the credentials it first found: a fresh one reads these.
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+        project, pool = unique("fs"), unique("ecs-pool")
+        stack_repo(repo, project, pool, {"subnet": subnet, "secret": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:k"})
+        env = {"PREFECT_API_URL": "http://127.0.0.1:9/api", "AWS_ENDPOINT_URL": server.url,
+               "GITHUB_REPOSITORY": "octo/flows"}
+        assert bootstrap(repo, env, "--stack", "--yes") == 1
+        err = capsys.readouterr().err
+        assert "AWS denied cloudformation:CreateChangeSet: the principal running bootstrap needs " \
+               "cloudformation:CreateChangeSet (docs/ecs.md lists the bootstrap principal's permissions)." in err, err
+        assert "Traceback" not in err
+    finally:
+        server.stop()

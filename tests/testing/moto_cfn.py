@@ -37,11 +37,12 @@ def _patch() -> None:
     CloudFormationBackend.execute_change_set = execute_change_set
 
 
-def start(workdir: Path) -> Server:
+def start(workdir: Path, env: dict[str, str] | None = None) -> Server:
+    """`env` adds to the server's environment, e.g. INITIAL_NO_AUTH_ACTION_COUNT (moto then enforces IAM)."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "moto.log"
-    env = os.environ.copy() | {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = os.environ.copy() | (env or {}) | {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "testing.moto_cfn", "-H", "127.0.0.1", "-p", str(port)],
         env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
