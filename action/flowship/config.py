@@ -102,6 +102,7 @@ class Environment:
     force_rebuild: bool = False  # FLOWSHIP_FORCE_REBUILD
     run_after_deploy: bool = False  # FLOWSHIP_RUN: start a run of each deployed flow and wait
     dry_run: bool = False  # FLOWSHIP_DRY_RUN: plan and report only
+    verify: bool = False  # FLOWSHIP_VERIFY: smoke-run what a deploy to main changed, roll back what fails
 
     def secrets(self) -> list[str]:
         return [s for s in (self.prefect_api_key, self.github_token) if s]
@@ -244,6 +245,7 @@ def environment(env: Mapping[str, str]) -> Environment:
         force_rebuild=_env_bool(env, "FLOWSHIP_FORCE_REBUILD"),
         run_after_deploy=_env_bool(env, "FLOWSHIP_RUN"),
         dry_run=_env_bool(env, "FLOWSHIP_DRY_RUN"),
+        verify=_env_bool(env, "FLOWSHIP_VERIFY"),
     )
 
 

@@ -32,6 +32,9 @@ from flowship.actions.report import DeploymentLine, ImageLine, Report, RunLine, 
 if TYPE_CHECKING:
     from uuid import UUID
 
+    from flowship.deploy import DeployResult
+    from flowship.deploy.verify import Before
+
     from flowship.deploy.merge import MergePreview
 
     from flowship.actions.events import DispatchInputs, Event
@@ -165,6 +168,7 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
 
         target = make_target(config, options.target)
         # A family that did not build fails its own flows (saying why), not the others.
+        before = _smoke_snapshot(config, plan)
         result = deploy_plan(config, plan, target, images, force=rollback, image_failures=image_failures)
         for o in result.outcomes:
             url = deployment_url(config, o.deployment_id) if o.deployment_id and o.status != "deleted" else None
@@ -174,6 +178,8 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
             run.notes.append(f"Rollback: deployed {plan.head[:12]} even where a newer commit was deployed.")
     if not plan.scope.is_main and result.outcomes:
         run.merge = _merge_preview(config, plan)
+    if before is not None:
+        _smoke(config, plan, result, before, run)
     if options.run and result.ok:
         with console.group("Runs"):
             live = {o.deployment: o.deployment_id for o in result.outcomes
@@ -275,6 +281,26 @@ def _merge_preview(config: Config, plan: Plan) -> MergePreview | None:
     except Exception as exc:  # a courtesy section: the deploy's own result is what counts
         console.warning(f"cannot say what merging will do to production ({type(exc).__name__}: {str(exc)[:200]}).")
         return None
+
+
+def _smoke_snapshot(config: Config, plan: Plan) -> Before | None:
+    """Main as it is before the deploy, when the action's `verify` asks for smoke runs (deploy/verify.py)."""
+    from flowship.deploy.verify import smoked, snapshot
+
+    return snapshot(config, plan) if config.env.verify and plan.scope.is_main and smoked(plan) else None
+
+
+def _smoke(config: Config, plan: Plan, result: DeployResult, before: Before, run: _Run) -> None:
+    from flowship.deploy.verify import verify
+
+    with console.group("Smoke runs"):
+        checked = verify(config, plan, result, before, say=console.info)
+    for smoke in checked.smokes:
+        run.runs.append(RunLine(smoke.deployment, "Completed" if smoke.passed else smoke.state, smoke.url))
+        if not smoke.passed:
+            run.notes.append(smoke.line())
+            console.error(smoke.line())
+    run.failed |= not checked.ok
 
 
 # -- cleanup -----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from flowship import console
 from flowship.config import Config
 from flowship.commands.targets import make_target
 from flowship.deploy import STATUSES, DeployResult, deploy_plan
+from flowship.deploy.verify import smoked, snapshot, verify
 from flowship.errors import InputError
 from flowship.plan import Plan
 
@@ -24,12 +25,23 @@ def run(config: Config, args: argparse.Namespace) -> int:
         print_plan(plan, images=args.target == "ecs")
     images, failures = load_images(args.images) if args.images else ({}, {})
     target = make_target(config, args.target)
+    # Smoke runs gate main only; a preview's are opt-in per pull request (docs/deploy.md).
+    verifying = (bool(getattr(args, "verify", False)) or config.env.verify) and plan.scope.is_main
+    before = snapshot(config, plan) if verifying and smoked(plan) else None
     title = f"Deploy {len(plan.workflows)} workflow(s), delete {len(plan.delete)}, to {plan.scope.name} ({target.name})"
     with console.group(title):
         result = deploy_plan(config, plan, target, images, force=bool(getattr(args, "force", False)),
                              image_failures=failures)
     print_result(result)
-    return plan.exit_code(failed=not result.ok)
+    if before is None:
+        return plan.exit_code(failed=not result.ok)
+    with console.group(f"Smoke runs of {len(smoked(plan))} workflow(s) on {plan.scope.name}"):
+        checked = verify(config, plan, result, before, rollback=not getattr(args, "no_rollback", False),
+                         say=console.info)
+    for smoke in checked.smokes:
+        if not smoke.passed:
+            console.error(smoke.line())
+    return plan.exit_code(failed=not result.ok or not checked.ok)
 
 
 def load_images(path: str) -> tuple[dict[str, str], dict[str, str]]:

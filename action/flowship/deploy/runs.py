@@ -133,8 +133,13 @@ def follow(
     on_state: Callable[[str, str | None], None],
     on_log: Callable[[str], None],
     poll: float = 1.0,
+    until: float | None = None,
 ) -> Finished:
-    """Poll the run until its state is final, reporting each new state and log line."""
+    """Poll the run until its state is final, reporting each new state and log line.
+
+    With `until` (a `time.monotonic()` deadline) it stops there too, and
+    returns the run as last read, not final.
+    """
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.client.schemas.sorting import LogSort
 
@@ -161,6 +166,8 @@ def follow(
             drain -= 1
             if drain == 0:
                 return _finished(flow_run)
+        elif until is not None and time.monotonic() >= until:
+            return Finished(flow_run)
         time.sleep(poll)
 
 

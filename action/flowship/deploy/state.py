@@ -98,3 +98,32 @@ def forget_deployed(config: Config, scope: Scope, *, client: SyncPrefectClient |
         except ObjectNotFound:
             return False
     return True
+
+
+def rollbacks_name(config: Config, scope: Scope) -> str:
+    """`flowship_rollbacks_<project key>_<scope>`: beside the record, named like it."""
+    return f"flowship_rollbacks_{project_key(config.project)}_{scope.name}"
+
+
+def record_rollback(config: Config, scope: Scope, flow_name: str, *, head: str, to: str, reason: str,
+                    client: SyncPrefectClient | None = None) -> None:
+    """Note that `flow_name` was put back from `head` on `to`, and why (the latest rollback of each flow)."""
+    from prefect.client.schemas.actions import VariableCreate, VariableUpdate
+
+    name = rollbacks_name(config, scope)
+    with using(config, client) as c:
+        variable = c.read_variable_by_name(name)
+        value = dict(variable.value) if variable is not None and isinstance(variable.value, dict) else {}
+        value[flow_name] = {"from": head, "to": to, "reason": reason[:500]}
+        if variable is None:
+            c.create_variable(VariableCreate(name=name, value=value, tags=scope.tags()))
+        else:
+            c.update_variable(VariableUpdate(name=name, value=value))
+
+
+def read_rollbacks(config: Config, scope: Scope, *, client: SyncPrefectClient | None = None) -> dict[str, dict[str, str]]:
+    """The latest rollback of each flow of `scope`: flow name -> {"from", "to", "reason"}."""
+    with using(config, client) as c:
+        variable = c.read_variable_by_name(rollbacks_name(config, scope))
+    value = variable.value if variable is not None else None
+    return {str(k): dict(v) for k, v in value.items() if isinstance(v, dict)} if isinstance(value, dict) else {}

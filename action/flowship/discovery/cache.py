@@ -42,7 +42,7 @@ from typing import Any
 
 from flowship.workflow import Workflow
 
-VERSION = 3  # 2: flow names written verbatim; 3: JSON, each entry carries its blob sha and version
+VERSION = 4  # 2: flow names written verbatim; 3: JSON, each entry carries its blob sha and version; 4: Workflow(smoke=...)
 
 # Far above a real cache (a 20,000-module tree's tables are about 8 MB), far
 # below what parsing could turn into gigabytes of objects.

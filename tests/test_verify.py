@@ -1,0 +1,103 @@
+"""Smoke runs after a deploy to main, on a real Prefect server with the local target and a real
+process worker: a commit whose smoke run fails is put back on the previous commit (fields and
+record checked), a passing one stays, and `--no-rollback` keeps a failing one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flowship.cli import main
+from flowship.deploy.state import read_last_deployed, read_rollbacks
+from flowship.errors import MachineError
+from flowship.scope import Scope
+from flowship.workflow import Workflow
+
+from testing.deployments import FlowRepo, read_back, uid
+
+CPU = "machine=AwsEcsMachine(cpu_value=256, memory_value=512)"
+# What a rollback must restore exactly: everything the deployment is, except when it was written.
+FIELDS = ("version", "description", "tags", "parameters", "parameter_openapi_schema", "schedules", "job_variables",
+          "pull_steps", "entrypoint", "work_pool_name", "paused", "concurrency_limit", "global_concurrency_limit")
+
+
+def test_smoke_is_validated_like_the_other_fields():
+    assert Workflow(smoke={"epochs": 1}).smoke == {"epochs": 1}
+    assert "smoke" not in Workflow().to_json()  # plans of workflows without one read as before
+    assert Workflow.from_json(Workflow(smoke={"x": 1}).to_json()).smoke == {"x": 1}
+    with pytest.raises(MachineError, match="smoke"):
+        Workflow(smoke=[1])
+
+
+def fields(deployment: dict) -> dict:
+    out = {k: deployment.get(k) for k in FIELDS}
+    out["schedules"] = sorted((str(s["schedule"]), s["active"]) for s in deployment["schedules"])
+    if out["global_concurrency_limit"]:
+        out["global_concurrency_limit"] = out["global_concurrency_limit"]["limit"]
+    return out
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_failing_smoke_run_rolls_back_and_a_passing_one_stays(repo, prefect_api, tmp_path, capsys):
+    flows = FlowRepo.create(repo, prefect_api)
+    name = f"smoked-{uid()}"
+
+    def commit(x: int, description: str) -> str:
+        # x < 0 makes the flow raise: a commit that breaks the flow's smoke run.
+        flows.write_flow(name, Workflow(), declaration=f'{CPU}, smoke={{"x": {x}}}, description="{description}", '
+                                                         'schedules=[3600], timeout_seconds=120')
+        return repo.commit(message=description)
+
+    first = commit(1, "v1")
+    env = {"PREFECT_API_URL": prefect_api, "FLOWSHIP_PREFECT_UI_URL": "http://127.0.0.1:4200"}
+    deploy = ["--root", str(repo.path), "deploy", "--branch", "main"]
+    config = flows.config
+    # The pool first, so the worker finds it.
+    assert main([*deploy, "--flow", name], env) == 0
+    capsys.readouterr()
+
+    worker_env = os.environ | {"PREFECT_API_URL": prefect_api, "PREFECT_WORKER_QUERY_SECONDS": "1",
+                               "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_LOGGING_LEVEL": "INFO"}
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", flows.pool, "--type", "process"],
+        env=worker_env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        before = fields(read_back(prefect_api, [name])[f"{name}/main"])
+        assert before["version"] == first
+
+        second = commit(-1, "v2 breaks it")
+        code = main([*deploy, "--verify"], env)
+        err = capsys.readouterr().err
+        assert code == 1, err + log.read_text()[-3000:]
+        assert f"{name} rolled back to {first[:7]}: smoke run failed: " in err
+        assert "x must not be negative" in err and "http://127.0.0.1:4200/runs/flow-run/" in err
+        after = fields(read_back(prefect_api, [name])[f"{name}/main"])
+        assert after == before  # exactly as it was: same commit, checkout, description, schedules
+        assert read_last_deployed(config, Scope.main()) == first  # the next push plans from there again
+        rollback = read_rollbacks(config, Scope.main())[name]
+        assert (rollback["from"], rollback["to"]) == (second, first)
+        assert rollback["reason"].startswith("smoke run failed: ")
+
+        third = commit(2, "v3 fixes it")
+        code = main([*deploy, "--verify"], env)
+        err = capsys.readouterr().err
+        assert code == 0, err + log.read_text()[-3000:]
+        assert f"{name}: smoke run completed" in err
+        assert read_back(prefect_api, [name])[f"{name}/main"]["version"] == third
+        assert read_last_deployed(config, Scope.main()) == third
+
+        fourth = commit(-2, "v4 breaks it again")
+        code = main([*deploy, "--verify", "--no-rollback"], env)
+        err = capsys.readouterr().err
+        assert code == 1 and f"{name} kept its new commit: smoke run failed: " in err
+        assert read_back(prefect_api, [name])[f"{name}/main"]["version"] == fourth
+    finally:
+        worker.terminate()
+        worker.wait(30)
