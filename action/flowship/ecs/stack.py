@@ -218,15 +218,15 @@ def deploy(
         cfn.get_waiter("change_set_create_complete").wait(
             ChangeSetName=change_set, StackName=stack, WaiterConfig={"Delay": _DELAY_S, "MaxAttempts": 120})
     except WaiterError:
-        answer = cfn.describe_change_set(ChangeSetName=change_set, StackName=stack)
+        answer = _call("cloudformation:DescribeChangeSet", cfn.describe_change_set, ChangeSetName=change_set, StackName=stack)
         reason = answer.get("StatusReason") or answer.get("Status", "")
         if any(text in reason for text in NO_CHANGES):
-            cfn.delete_change_set(ChangeSetName=change_set, StackName=stack)
+            _call("cloudformation:DeleteChangeSet", cfn.delete_change_set, ChangeSetName=change_set, StackName=stack)
             return Deployed("unchanged", outputs(cfn, stack))
         raise FlowshipError(f"CloudFormation could not make a change set for {stack}: {reason}")
     lines = change_lines(cfn, stack, change_set)
     if not confirm(lines):
-        cfn.delete_change_set(ChangeSetName=change_set, StackName=stack)
+        _call("cloudformation:DeleteChangeSet", cfn.delete_change_set, ChangeSetName=change_set, StackName=stack)
         return Deployed("declined", {})
     started = time.time() - 5
     _call("cloudformation:ExecuteChangeSet", cfn.execute_change_set, ChangeSetName=change_set, StackName=stack)
@@ -239,7 +239,8 @@ def change_lines(cfn: Any, stack: str, change_set: str) -> list[str]:
     lines: list[str] = []
     token: str | None = None
     while True:
-        page = cfn.describe_change_set(ChangeSetName=change_set, StackName=stack, **({"NextToken": token} if token else {}))
+        page = _call("cloudformation:DescribeChangeSet", cfn.describe_change_set, ChangeSetName=change_set,
+                     StackName=stack, **({"NextToken": token} if token else {}))
         for change in page.get("Changes", []):
             rc = change.get("ResourceChange", {})
             replace = " (replaced)" if rc.get("Replacement") == "True" else ""
