@@ -250,3 +250,26 @@ def test_write_sets_the_stack_keys_and_keeps_the_rest(tmp_path):
     # Writing the same again changes nothing.
     settings.write(stack.outputs_config(after, out))
     assert (tmp_path / "pyproject.toml").read_text() == text
+
+
+def test_the_linters_bite_on_the_template(tmp_path):
+    """scripts/lint.sh passes on the template (tests/test_lint.py); here the same linters fail a broken one."""
+    import subprocess
+    import sys
+
+    text = stack.render(load_config(ROOT, {}))
+    invalid = tmp_path / "invalid.yaml"
+    invalid.write_text(text.replace("ImageTagMutability: IMMUTABLE", "ImageTagMutability: SOMETIMES"))
+    proc = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(invalid)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "SOMETIMES" in proc.stdout, proc.stdout
+    checkov = ROOT / ".tools/checkov/bin/checkov"
+    if not checkov.exists():
+        from testing.servers import require_or_skip
+
+        require_or_skip("checkov is not installed (scripts/setup.sh installs it into .tools/checkov)")
+    # Without its justified skip, the repository's encryption check fails.
+    unjustified = tmp_path / "unjustified.yaml"
+    unjustified.write_text(text.replace("          - id: CKV_AWS_136\n", "          - id: CKV_AWS_000\n"))
+    proc = subprocess.run([str(checkov), "--quiet", "--compact", "--skip-download", "--framework", "cloudformation",
+                           "-f", str(unjustified)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode != 0 and "CKV_AWS_136" in proc.stdout, proc.stdout
