@@ -13,12 +13,11 @@ flowship says so once and makes no further call. No failure here fails a run.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from flowship import console
-from flowship.actions.github import Context
+from flowship.actions.github import Context, github_client
 from flowship.actions.report import Report
 from flowship.config import Config
 from flowship.redact import redact
@@ -128,11 +127,7 @@ def deactivate(*, api_url: str, token: str | None, repository: str | None, scope
 
 
 def _github(api_url: str, token: str) -> Any:
-    from github import Auth, Github
-
-    # PyGithub logs retries through a handler of its own, past the console's redaction.
-    logging.getLogger("github").setLevel(logging.ERROR)
-    return Github(auth=Auth.Token(token), base_url=api_url, user_agent="flowship", retry=None)
+    return github_client(api_url, token, retry=None)
 
 
 def _status(deployment: Any, state: str, environment_url: str | None, log_url: str | None, description: str) -> None:

@@ -98,6 +98,23 @@ class CommentResult:
     url: str
 
 
+def github_client(api_url: str, token: str, **options: Any) -> Any:
+    """A PyGithub client as flowship makes one (the comment, GitHub Deployments, pull states).
+
+    PyGithub's logger is quieted: it writes retries to stderr past the
+    console's redaction and command guard, and flowship reports failures
+    itself. Its pause before every request (0.25 s) is off: a run makes about
+    ten requests one after another, and the pauses were ~2 s of a pull
+    request's run (scripts/bench/bench_e2e.py). Writes keep PyGithub's 1 s
+    spacing, GitHub's advice against its secondary rate limits.
+    """
+    from github import Auth, Github
+
+    logging.getLogger("github").setLevel(logging.ERROR)
+    return Github(auth=Auth.Token(token), base_url=api_url, user_agent="flowship", seconds_between_requests=None,
+                  **options)
+
+
 def upsert_comment(
     *, api_url: str, token: str, repository: str, number: int, body: str, marker: str = COMMENT_MARKER
 ) -> CommentResult:
@@ -110,17 +127,14 @@ def upsert_comment(
     Every failure, whatever PyGithub raised, is a `FlowshipError`: a missing
     comment must never cost the summary and outputs.
     """
-    from github import Auth, Github, GithubException
+    from github import GithubException
 
     body = redact(body)
     if marker not in body:
         body = f"{marker}\n{body}"
-    # PyGithub logs retries to stderr through a handler of its own, past the
-    # console's redaction and command guard; flowship reports failures itself.
-    logging.getLogger("github").setLevel(logging.ERROR)
     gh = None
     try:
-        gh = Github(auth=Auth.Token(token), base_url=api_url, user_agent="flowship")
+        gh = github_client(api_url, token)
         login = _own_login(gh)
         pull = gh.get_repo(repository).get_pull(number)
         mine = next((c for c in pull.get_issue_comments()

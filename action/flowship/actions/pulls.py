@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 
 from flowship import console
+from flowship.actions.github import github_client
 
 
 def open_pulls(*, api_url: str, token: str, repository: str, numbers: Iterable[int]) -> set[int] | None:
@@ -15,12 +15,11 @@ def open_pulls(*, api_url: str, token: str, repository: str, numbers: Iterable[i
     any other failure makes the whole answer unknown, so that an outage never
     reads as "every pull request closed".
     """
-    from github import Auth, Github, GithubException
+    from github import GithubException
 
-    logging.getLogger("github").setLevel(logging.ERROR)
     found: set[int] = set()
     try:
-        with Github(auth=Auth.Token(token), base_url=api_url, user_agent="flowship") as gh:
+        with github_client(api_url, token) as gh:
             repo = gh.get_repo(repository)
             for number in numbers:
                 try:
