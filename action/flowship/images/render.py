@@ -49,6 +49,7 @@ BUILTIN: dict[str, tuple[str, dict[str, str]]] = {
             "torch_index": "https://download.pytorch.org/whl/cu128",
             "prefect_version": "3.9.1",
             "prefect_aws_version": "0.7.12",
+            "nvidia_ml_py_version": "13.615.71",  # NVML for flowship.gpu's sampler
         },
     ),
 }
