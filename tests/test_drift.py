@@ -8,6 +8,7 @@ import json
 import pytest
 
 from flowship.cli import main
+from flowship.config import load_config
 from flowship.commands.drift import drift
 from flowship.deploy import LocalTarget, deploy_plan
 from flowship.deploy.client import open_client
@@ -114,3 +115,36 @@ def test_a_schedule_git_changes_starts_as_git_says_and_a_preview_stays_paused(fl
     deploy_plan(config, flows.plan(Scope.main(), second, [name]), LocalTarget(config))
     assert schedules(read_back(flows.api, [name])[f"{name}/main"]) == [(3600.0, True), (10800.0, True)]
     assert drift(config, Scope.main(), LocalTarget(config)).drifted == []
+
+
+def test_main_deploys_in_ci_list_what_drifted_in_the_summary(repo, tmp_path, prefect_api, capsys):
+    """`flowship ci` on a push to main: a deployment edited by hand that this push does not touch
+    is listed in the job summary as drifted, with the field diff."""
+    from test_ci import Ci
+
+    from testing.ci import REPO_NAME, ZERO, push_payload
+    from testing.git import cpu_flow
+    from testing.github_server import GitHubServer
+
+    with GitHubServer() as github:
+        github.add_repo(REPO_NAME)
+        ci = Ci(repo, tmp_path, prefect_api, github)
+        other = f"other_{ci.suffix}"
+        first = ci.seed()
+        first = ci.repo.commit({f"flows/{other}.py": cpu_flow(other)}, message="a second flow")
+        code, err = ci("push", push_payload(before=ZERO, after=first), capsys)
+        assert code == 0, err
+        from prefect.client.schemas.actions import DeploymentUpdate
+
+        config = load_config(repo.path, {"PREFECT_API_URL": prefect_api})
+        with open_client(config) as client:
+            edited = client.read_deployment_by_name(f"{other.replace('_', '-')}/main")
+            client.update_deployment(edited.id, DeploymentUpdate(description="edited in the UI"))
+        second = ci.repo.commit({f"flows/{ci.flow}.py": cpu_flow(ci.flow).replace("rows: int = 10", "rows: int = 12")})
+        code, err = ci("push", push_payload(before=first, after=second), capsys)
+    assert code == 0, err
+    summary = ci.summary.read_text()
+    from flowship.markdown import escape
+
+    drifted = next(line for line in summary.splitlines() if line.startswith("> Drifted from git"))
+    assert escape(f"{other.replace('_', '-')}/main") in drifted and "edited in the UI" in drifted

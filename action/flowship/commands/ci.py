@@ -32,7 +32,7 @@ from flowship.actions.report import DeploymentLine, ImageLine, Report, RunLine, 
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from flowship.deploy import DeployResult
+    from flowship.deploy import DeployResult, Target
     from flowship.deploy.verify import Before
 
     from flowship.deploy.merge import MergePreview
@@ -180,6 +180,8 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
         run.merge = _merge_preview(config, plan)
     if before is not None:
         _smoke(config, plan, result, before, run)
+    if plan.scope.is_main and result.outcomes:
+        _drift(config, plan, target, run)
     if options.run and result.ok:
         with console.group("Runs"):
             live = {o.deployment: o.deployment_id for o in result.outcomes
@@ -270,6 +272,26 @@ def _start_runs(config: Config, run: _Run, live: dict[str, UUID], *, wait: bool)
             # The summary says why the step failed, not only the log.
             run.notes.append(failure[0].upper() + failure[1:])
             run.failed = True
+
+
+def _drift(config: Config, plan: Plan, target: Target, run: _Run) -> None:
+    """Main's deployments someone changed by hand, as notes of the summary (docs/deploy.md, "Drift")."""
+    from flowship.commands.drift import drift
+    from flowship.deploy.drift import lines
+
+    try:
+        with console.group("Drift"):
+            found = drift(config, plan.scope, target)
+    except Exception as exc:  # a courtesy section: the deploy's own result is what counts
+        console.warning(f"cannot tell what drifted from git ({type(exc).__name__}: {str(exc)[:200]}).")
+        return
+    labels = {"drifted": "Drifted from git (the next deploy of it puts git's back)", "kept": "Kept as a person set it",
+              "unchecked": "Drift not checked"}
+    for line in lines(found):
+        console.info(line)
+        kind, _, rest = line.partition(" ")
+        if kind in labels:
+            run.notes.append(f"{labels[kind]}: {rest.strip()}")
 
 
 def _merge_preview(config: Config, plan: Plan) -> MergePreview | None:
