@@ -180,7 +180,7 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
         run.merge = _merge_preview(config, plan)
     if before is not None:
         _smoke(config, plan, result, before, run)
-    if plan.scope.is_main and result.outcomes:
+    if plan.scope.is_main and result.outcomes and result.ok:  # after a failure (an outage) it only adds noise
         _drift(config, plan, target, run)
     if options.run and result.ok:
         with console.group("Runs"):
