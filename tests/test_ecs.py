@@ -44,6 +44,11 @@ def deployment(config, name):
         return client.read_deployment_by_name(name)
 
 
+def every_revision(family):
+    return [arn for status in ("ACTIVE", "INACTIVE")
+            for arn in ecs().list_task_definitions(familyPrefix=family, status=status)["taskDefinitionArns"]]
+
+
 def active(family):
     return ecs().list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
 
@@ -106,10 +111,11 @@ def test_rerun_registers_nothing_and_writes_nothing(setup, repo):
     deploy_plan(config, plan, EcsTarget(config), IMAGES)
     before = {n: deployment(config, f"{n}/main").updated for n in (gpu, cpu)}
 
-    target = EcsTarget(config)
-    again = deploy_plan(config, plan, target, IMAGES)
+    families = [family_name(config.project, name, Scope.main()) for name in (gpu, cpu)]
+    revisions = {f: every_revision(f) for f in families}
+    again = deploy_plan(config, plan, EcsTarget(config), IMAGES)
     assert sorted(again.unchanged) == sorted([f"{gpu}/main", f"{cpu}/main"]), again.outcomes
-    assert not any(r.registered for r in target.registrations)
+    assert {f: every_revision(f) for f in families} == revisions  # no revision registered (or deregistered)
     for name in (gpu, cpu):
         assert len(active(family_name(config.project, name, Scope.main()))) == 1
         assert deployment(config, f"{name}/main").updated == before[name]

@@ -114,7 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
                  "flowship bootstrap --target ecs   # infrastructure of your own: create the rest, check it\n"
                  "flowship bootstrap --target local")
     p.add_argument("--target", choices=TARGETS, default="ecs", help=_TARGET_HELP)
-
     p.add_argument("--stack", nargs="?", const="", default=None, metavar="NAME",
                    help="deploy flowship's CloudFormation stack (default name: the cluster's)")
     p.add_argument("--parameter", metavar="KEY=VALUE", action="append", default=[],
@@ -162,6 +161,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except Exception as exc:  # the boundary: anything unforeseen is a bug report
         if debug:
             raise
+        if missing := _not_installed(exc):
+            console.error(f"this flowship was installed for planning only, without {missing}; `flowship {args.command}` "
+                          "needs the full install (pip install flowship).")
+            return EXIT_FAILURE
         console.error(f"an unexpected error: {type(exc).__name__}: {exc}. Run again with --debug for the traceback.")
         return EXIT_FAILURE
 

@@ -197,7 +197,6 @@ class EcsTarget:
         self._ecs = ecs
         self._ec2 = ec2
         self._network: Network | None = None
-        self.registrations: list[Registration] = []  # this run's, for the report
 
     @property
     def pool(self) -> str:
@@ -239,7 +238,6 @@ class EcsTarget:
 
         spec = self.spec(request)
         registration = self.task_definitions.ensure(spec)
-        self.registrations.append(registration)
         # The code image holds the commit's repository at CODE_DIR; the flow
         # run changes into it so `flows/x.py:fn` resolves there, nothing is pulled.
         pull_steps = [{"prefect.deployments.steps.set_working_directory": {"directory": CODE_DIR}}]

@@ -64,13 +64,6 @@ def family_name(project: str, flow: str, scope: Scope) -> str:
     return f"{prefix}-{clean}{SCOPE_SEPARATOR}{scope.name}"
 
 
-def scope_of_family(family: str) -> str | None:
-    """The scope half of a flowship family (`main` or a slug), else None."""
-    if SCOPE_SEPARATOR not in family:
-        return None
-    return family.rsplit(SCOPE_SEPARATOR, 1)[1]
-
-
 @dataclass(frozen=True)
 class TaskDefinitionSpec:
     """What to register for one workflow in one scope, and where it runs."""
