@@ -18,9 +18,11 @@ stamp="$VENV/.flowship-installed"
 want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
 # pip's own chatter (warnings about index locations, build backends' notices)
 # goes to a log that is shown only when an install fails.
-pip_quietly() {
-    local log_file="$VENV/pip-install.log"
-    if ! "$VENV/bin/pip" install -q --disable-pip-version-check "$@" >>"$log_file" 2>&1; then
+pip_quietly() {  # [--venv DIR] pip-install-arguments...
+    local venv="$VENV"
+    if [ "$1" = --venv ]; then venv="$2"; shift 2; fi
+    local log_file="$venv/pip-install.log"
+    if ! "$venv/bin/pip" install -q --disable-pip-version-check "$@" >>"$log_file" 2>&1; then
         log "pip install $* failed; its log ($log_file) ends:"
         tail -40 "$log_file" >&2
         return 1
@@ -84,7 +86,7 @@ if [ "$(cat "$ROOT/.tools/checkov/.installed" 2>/dev/null)" != "$CHECKOV_PIP" ];
     log "installing $CHECKOV_PIP into .tools/checkov"
     mkdir -p "$ROOT/.tools"
     "$PY" -m venv "$ROOT/.tools/checkov"
-    if "$ROOT/.tools/checkov/bin/pip" install -q "$CHECKOV_PIP"; then
+    if pip_quietly --venv "$ROOT/.tools/checkov" "$CHECKOV_PIP"; then
         echo "$CHECKOV_PIP" > "$ROOT/.tools/checkov/.installed"
     else
         log "warning: pip could not install checkov; scripts/lint.sh will fail"
