@@ -101,3 +101,44 @@ def test_a_failing_smoke_run_rolls_back_and_a_passing_one_stays(repo, prefect_ap
     finally:
         worker.terminate()
         worker.wait(30)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_rollback_never_goes_to_a_commit_that_is_not_an_ancestor_of_the_head(repo, prefect_api, tmp_path, capsys):
+    flows = FlowRepo.create(repo, prefect_api)
+    name = f"smoked-{uid()}"
+
+    def commit(x: int, description: str) -> str:
+        flows.write_flow(name, Workflow(), declaration=f'{CPU}, smoke={{"x": {x}}}, description="{description}"')
+        return repo.commit(message=description)
+
+    env = {"PREFECT_API_URL": prefect_api}
+    root = ["--root", str(repo.path)]
+    base = commit(1, "base")
+    # Main's deployment runs a commit of another line (a rollback by hand to a branch's commit).
+    repo.git("checkout", "-q", "-b", "side")
+    side = commit(3, "side")
+    assert main([*root, "deploy", "--branch", "main", "--all", "--force"], env) == 0
+    repo.git("checkout", "-q", "main")
+    assert repo.head() == base
+    worker_env = os.environ | {"PREFECT_API_URL": prefect_api, "PREFECT_WORKER_QUERY_SECONDS": "1",
+                               "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", flows.pool, "--type", "process"],
+        env=worker_env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        broken = commit(-1, "breaks it")
+        capsys.readouterr()
+        code = main([*root, "deploy", "--branch", "main", "--all", "--verify"], env)
+        err = capsys.readouterr().err
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    assert code == 1, err + log.read_text()[-3000:]
+    assert f"{name} kept its new commit: smoke run failed: " in err
+    assert f"{side[:12]} is not an ancestor of {broken[:12]}; not going there" in err
+    assert read_back(prefect_api, [name])[f"{name}/main"]["version"] == broken
+    assert name not in read_rollbacks(flows.config, Scope.main())
