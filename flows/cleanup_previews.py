@@ -13,9 +13,8 @@ Live branches come from `source`:
 or directly from `live_branches` (and `open_prs`). `stale_days` also removes
 previews not updated for that many days. `only_flows` limits the
 sweep to the previews of the flows it names. The decision is
-`flowship.deploy.prune.stale_previews`, the rule `flowship prune` applies, so
-this flow needs the flowship package in its image (code images ship only
-the declaration API): add it to the base family's requirements. To sweep on a schedule,
+`flowship.previews.stale_previews`, the rule `flowship prune` applies, which
+every code image ships beside the declaration API. To sweep on a schedule,
 add `schedules=[Cron("0 4 * * *")]` and `parameters={"source": "github:OWNER/NAME"}`
 to the declaration below.
 

@@ -154,7 +154,7 @@ def test_code_context_excludes_caches_and_dockerignore_patterns(repo):
     assert names == {
         "code/flows/a.py", "code/shared/util.py", "flowship.Dockerfile",
         "runtime/flowship/__init__.py", "runtime/flowship/workflow.py",
-        "runtime/flowship/errors.py", "runtime/flowship/scope.py", "runtime/flowship/gpu.py",
+        "runtime/flowship/errors.py", "runtime/flowship/scope.py", "runtime/flowship/gpu.py", "runtime/flowship/previews.py",
         "runtime/flowship/py.typed",
     }
 

@@ -1,7 +1,8 @@
 """Where the live branches come from; which previews are stale is flowship's own rule.
 
 `stale_previews` (with `PreviewDeployment` and `Stale`) is
-`flowship.deploy.prune`'s, the rule `flowship prune` applies, re-exported
+`flowship.previews`', the rule `flowship prune` applies (shipped in every
+code image), re-exported
 here so this meta flow and the CLI decide with the same code. It never
 returns a deployment that is not tagged both `flowship` and `scope:preview`,
 nor one tagged `scope:main`. The sources (`git ls-remote`, the GitHub API)
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import subprocess
 
-from flowship.deploy.prune import PREVIEW_TAGS, PreviewDeployment, Stale, stale_previews
+from flowship.previews import PREVIEW_TAGS, PreviewDeployment, Stale, stale_previews
 
 __all__ = ["PREVIEW_TAGS", "PreviewDeployment", "Stale", "git_live_branches", "github_live_branches", "stale_previews"]
 

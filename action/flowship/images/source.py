@@ -63,7 +63,7 @@ def add_dir(tar: tarfile.TarFile, name: str) -> None:
 # The declaration API flow modules import (`from flowship import Workflow`): pure
 # Python with no dependencies, shipped into every code image under `runtime/`.
 # scope.py (pure too) gives flows flowship's branch slugs: the cleanup meta flow needs them.
-RUNTIME_FILES = ("__init__.py", "workflow.py", "errors.py", "scope.py", "gpu.py", "py.typed")
+RUNTIME_FILES = ("__init__.py", "workflow.py", "errors.py", "scope.py", "gpu.py", "previews.py", "py.typed")
 
 
 def runtime_files() -> dict[str, bytes]:
