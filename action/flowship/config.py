@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from flowship import globs
-from flowship.errors import ConfigError
+from flowship import git, globs
+from flowship.errors import ConfigError, FlowshipError
 
 PYPROJECT = "pyproject.toml"
 
@@ -193,9 +193,6 @@ _OWNER_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 def default_project(root: Path, env: Mapping[str, str]) -> str:
     """`project` when pyproject does not set it: the repository's own name (see the module's docstring)."""
-    from flowship import git
-    from flowship.errors import FlowshipError
-
     top: Path | None = None
     prefix = ""
     repository = env.get("GITHUB_REPOSITORY", "").strip()

@@ -154,3 +154,12 @@ def _detail(response: Any) -> str:
                 parts.append(f"{loc}: {item.get('msg', item)}" if loc else str(item.get("msg", item)))
         return "; ".join(parts) or str(detail)[:200]
     return str(detail)[:200]
+
+
+def expected(exc: Exception) -> bool:
+    """Errors that are one workflow's failure (reported), not a bug (raised)."""
+    import httpx
+
+    from prefect.exceptions import PrefectException
+
+    return isinstance(exc, FlowshipError | httpx.HTTPError | PrefectException | ValueError)

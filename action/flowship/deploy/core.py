@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from flowship import console, git
 from flowship.config import Config
 from flowship.deploy import lease, remote, timeouts, vcs
-from flowship.deploy.client import describe, unreachable, using
+from flowship.deploy.client import describe, expected, unreachable, using
 from flowship.deploy.drift import keep_pauses
 from flowship.deploy.desired import Change, commit_info, desired, differences, parameter_schema
 from flowship.deploy.result import CleanupResult, DeployResult, Outcome
@@ -130,7 +130,7 @@ class _Deployer:
                 outcome = step() if self.outage is None else Outcome(f"{name}/{scope.name}", "failed", self.outage,
                                                                       file, line, known)
             except Exception as exc:  # one workflow's failure must not stop the others
-                if not _expected(exc):
+                if not expected(exc):
                     raise
                 url = str(self.client.api_url).rstrip("/")
                 outcome = Outcome(f"{name}/{scope.name}", "failed", describe(exc, url), file, line, known)
@@ -274,15 +274,6 @@ def _record(config: Config, client: SyncPrefectClient, scope: Scope, head: str, 
     return True
 
 
-def _expected(exc: Exception) -> bool:
-    """Errors that are one workflow's failure (reported), not a bug (raised)."""
-    import httpx
-
-    from prefect.exceptions import PrefectException
-
-    return isinstance(exc, FlowshipError | httpx.HTTPError | PrefectException | ValueError)
-
-
 def _say(outcome: Outcome) -> None:
     text = f"{outcome.status:<9} {outcome.deployment}" + (f" ({outcome.detail})" if outcome.detail else "")
     if outcome.status == "failed":
@@ -327,7 +318,7 @@ def _cleanup(config: Config, branch: str, target: Target, client: SyncPrefectCli
             remote.delete(client, deployment.id)
             target.cleanup(flow_name, scope)
         except Exception as exc:
-            if not _expected(exc):
+            if not expected(exc):
                 raise
             result.failed[full] = describe(exc)
             console.error(f"{full}: {result.failed[full]}")
@@ -339,7 +330,7 @@ def _cleanup(config: Config, branch: str, target: Target, client: SyncPrefectCli
         try:
             timeouts.delete(client, automation.id)
         except Exception as exc:
-            if not _expected(exc):
+            if not expected(exc):
                 raise
             result.failed[automation.name] = describe(exc)
             console.error(f"{automation.name}: {result.failed[automation.name]}")

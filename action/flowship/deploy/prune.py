@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from flowship import console
+from flowship import console, git
 from flowship.config import Config
+from flowship.deploy import remote, timeouts, vcs
+from flowship.deploy.client import describe, expected, using
+from flowship.deploy.state import forget_deployed, other_project, project_tag, read_last_deployed
 from flowship.previews import PreviewDeployment, stale_previews
 from flowship.scope import MAIN, Scope
 
@@ -74,7 +77,6 @@ def prune(
     says which of those pull requests are open (None: unknown); `declared_flows(sha)`
     names the flows a commit declares (None: cannot tell). A dry run only reads.
     """
-    from flowship.deploy.client import using
 
     result = PruneResult(dry_run)
     with using(config, client) as opened:
@@ -88,8 +90,6 @@ def prune(
 
 
 def _ours(config: Config, client: SyncPrefectClient) -> list[tuple[str, Any]]:
-    from flowship.deploy import remote
-    from flowship.deploy.state import project_tag
 
     # Only deployments tagged with this project: on a shared server a sweep
     # must never reach another repository's (or an untagged, older) deployment.
@@ -99,9 +99,6 @@ def _ours(config: Config, client: SyncPrefectClient) -> list[tuple[str, Any]]:
 def _candidates(config: Config, client: SyncPrefectClient, live_branches: Collection[str] | None,
                 open_prs: OpenPulls | None, declared_flows: DeclaredFlows,
                 notes: list[str], now: datetime) -> list[Candidate]:
-    from flowship import git
-    from flowship.deploy import vcs
-    from flowship.deploy.state import read_last_deployed
 
     ours = _ours(config, client)
     days = config.prune.stale_days
@@ -153,10 +150,6 @@ def _scope(d: PreviewDeployment) -> Scope:
 def _remove(config: Config, client: SyncPrefectClient, target: Target, result: PruneResult) -> None:
     from prefect.exceptions import ObjectNotFound
 
-    from flowship.deploy import remote, timeouts
-    from flowship.deploy.client import describe
-    from flowship.deploy.core import _expected
-    from flowship.deploy.state import forget_deployed
 
     for c in result.candidates:
         try:
@@ -173,7 +166,7 @@ def _remove(config: Config, client: SyncPrefectClient, target: Target, result: P
                 timeouts.delete(client, automation.id)
             target.cleanup(c.flow_name, c.scope)
         except Exception as exc:
-            if not _expected(exc):
+            if not expected(exc):
                 raise
             result.failed[c.deployment] = describe(exc)
             console.error(f"{c.deployment}: {result.failed[c.deployment]}")
@@ -188,8 +181,6 @@ def _remove(config: Config, client: SyncPrefectClient, target: Target, result: P
 
 def _changed(config: Config, c: Candidate, current: Any) -> str | None:
     """Why `current` (read again) is no longer the candidate that was found, or None."""
-    from flowship.deploy.state import other_project, project_tag
-
     tags = set(current.tags)
     if "flowship" not in tags or project_tag(config.project) not in tags or other_project(config.project, list(tags)):
         return "its tags changed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import time
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from flowship.config import Config
+from flowship.deploy.remote import tagged
 from flowship.errors import FlowshipError, InputError
 from flowship.scope import MAIN, Scope, deployment_name
 
@@ -74,10 +76,6 @@ def start(client: SyncPrefectClient, flow: str, scope: Scope, params: dict[str, 
 
 def _suggestion(client: SyncPrefectClient, flow: str, scope: Scope) -> str:
     """What to type instead: the scope's closest flow name, else the names it has."""
-    import difflib
-
-    from flowship.deploy.remote import tagged
-
     try:
         names = sorted({f for f, d in tagged(client, ["flowship", f"branch:{scope.slug}"]) if d.name == scope.name})
     except Exception:  # the hint is a courtesy: the missing deployment is the error

@@ -25,7 +25,7 @@ from flowship.deploy import lease, remote, vcs
 from flowship.deploy.client import using
 from flowship.deploy.core import DeployResult
 from flowship.deploy.runs import follow, run_url
-from flowship.deploy.state import forget_deployed, record_deployed, record_rollback
+from flowship.deploy.state import forget_deployed, read_last_deployed, record_deployed, record_rollback
 from flowship.plan import Plan
 
 if TYPE_CHECKING:
@@ -87,8 +87,6 @@ def smoked(plan: Plan) -> dict[str, dict[str, Any]]:
 
 def snapshot(config: Config, plan: Plan, *, client: SyncPrefectClient | None = None) -> Before:
     """Main as it is now, for `verify` to put back: read before `deploy_plan`."""
-    from flowship.deploy.state import read_last_deployed
-
     names = list(smoked(plan))
     with using(config, client) as opened:
         existing = remote.deployments_of(opened, remote.flow_ids(opened, names), plan.scope.name) if names else {}

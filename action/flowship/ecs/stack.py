@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
-from flowship import aws, console
+from flowship import aws, console, git
 from flowship.config import AwsConfig, Config
 from flowship.ecs.taskdef import family_name
 from flowship.errors import FlowshipError, InputError
@@ -136,8 +136,6 @@ def parameters(config: Config, template: str, overrides: Mapping[str, str], ec2:
 
 
 def _github_repository(config: Config) -> str | None:
-    from flowship import git
-
     for candidate in (config.env.github.get("GITHUB_REPOSITORY", ""), config.project):
         if _OWNER_NAME.match(candidate or ""):
             return candidate

@@ -14,15 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from flowship import aws, console
 from flowship.config import Config
-from flowship.errors import FlowshipError, InputError
+from flowship.deploy.target import Infrastructure, Request
 from flowship.ecs.placement import place
-from flowship.scope import Scope
+from flowship.ecs.pool import ensure_ecs_pool
 from flowship.ecs.taskdef import TaskDefinitionSpec, build_spec, differences, family_name
+from flowship.errors import FlowshipError, InputError
+from flowship.images.render import CODE_DIR
+from flowship.scope import Scope
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
-
-    from flowship.deploy.target import Infrastructure, Request
 
 
 @dataclass(frozen=True)
@@ -215,8 +216,6 @@ class EcsTarget:
         return self._network
 
     def ensure_pool(self, client: SyncPrefectClient) -> None:
-        from flowship.ecs.pool import ensure_ecs_pool
-
         check_settings(self.config)
         ensure_ecs_pool(self.config, client)
 
@@ -233,9 +232,6 @@ class EcsTarget:
         )
 
     def prepare(self, request: Request) -> Infrastructure:
-        from flowship.deploy.target import Infrastructure
-        from flowship.images.render import CODE_DIR
-
         spec = self.spec(request)
         registration = self.task_definitions.ensure(spec)
         # The code image holds the commit's repository at CODE_DIR; the flow
