@@ -42,7 +42,7 @@ fi
 need_apt=()
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 [ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
-# The browser check of the Prefect UI (tests/test_prefect_ui.py) renders pages in headless Chromium.
+# The browser check of the Prefect UI (tests/deploy/test_prefect_ui.py) renders pages in headless Chromium.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then

@@ -7,7 +7,7 @@ pulled), registers its preview task definition and deploys the preview. On
 the ECS target with the test suite's local stand-ins: a real Prefect server
 (SQLite), moto in server mode as AWS (ECR's API, ECS, IAM, EC2), a real local
 registry with the real Docker daemon, the GitHub API stand-in and real webhook
-payloads, set up exactly as tests/test_ci_ecs.py does (its helpers imported).
+payloads, set up exactly as tests/commands/test_ci_ecs.py does (its helpers imported).
 
 Prepared first (not timed): an account in moto, `flowship bootstrap`, a seed
 commit of two flows (an `ml` GPU flow, a `base` CPU flow) deployed to main by
@@ -62,10 +62,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))  # the helpers tests/test_ci_ecs.py uses
+sys.path.insert(0, str(ROOT / "tests"))  # the helpers tests/commands/test_ci_ecs.py uses
 import testing.ci  # noqa: E402
 from conftest import AWS_TEST_ENV  # noqa: E402  (fake AWS credentials: boto3 must never find real ones)
-from test_ci_ecs import ML_TEMPLATE  # noqa: E402
+from testing.ecs import ML_TEMPLATE  # noqa: E402
 from testing.ci import REPO_NAME, ZERO, CiRunner, mirror_to_ecr, pr_payload, push_payload  # noqa: E402
 from testing.deployments import read_back  # noqa: E402
 from testing.docker import docker_client, python_base_image, start_registry  # noqa: E402
@@ -234,7 +234,7 @@ def bench(args, work, client, prefect, moto, registry, github) -> int:
     cpu = cpu_fn.replace("_", "-")
     gpu_file, cpu_file = f"flows/{gpu_fn}.py", f"flows/{cpu_fn}.py"
 
-    # -- preparation, as tests/test_ci_ecs.py: the account, bootstrap, main deployed ----
+    # -- preparation, as tests/commands/test_ci_ecs.py: the account, bootstrap, main deployed ----
     account = make_account()
     boto3.client("ecs", region_name=REGION).create_capacity_provider(
         name="gpu-g5-12xlarge", autoScalingGroupProvider={"autoScalingGroupArn": "arn:aws:autoscaling:x"}

@@ -16,6 +16,14 @@ from flowship.workflow import AwsEcsMachine, Workflow
 from testing.git import Repo
 
 REGION = "us-east-1"
+# The CUDA `ml` image cannot be built here (nothing can be pulled): the test
+# repository replaces the family's template with one FROM the local Python image.
+ML_TEMPLATE = """\
+# Test stand-in for the CUDA family: same inputs, no GPU libraries.
+FROM {{ base_image }}
+ENV FLOWSHIP_FAMILY=ml
+WORKDIR {{ deps_dir }}
+"""
 TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}],

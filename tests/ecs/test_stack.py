@@ -18,7 +18,7 @@ from flowship.ecs import settings, stack
 from flowship.ecs.bootstrap import LIFECYCLE_POLICY
 from flowship.errors import InputError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT, REGION = "123456789012", "us-east-1"
 PARAMS = {"GitHubRepository": "octo/flows", "DefaultBranch": "main", "ProductionEnvironment": "",
           "PreviewEnvironment": "", "GitHubOidcProviderArn": "", "PrefectApiKeySecretArn": ""}

@@ -22,7 +22,7 @@ from testing.ci import FORK_NAME, REPO_NAME, pr_payload
 from testing.git import Repo, cpu_flow
 from testing.github_server import GitHubServer, parse_outputs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("prefect", "prefect_aws", "boto3", "botocore", "docker", "httpx")
 
 # Made importable first through PYTHONPATH: the packages the light install lacks cannot be found.

@@ -16,8 +16,8 @@ from flowship.plan import Deletion
 from flowship.scope import Scope
 from flowship.workflow import AwsEcsMachine, Cron, Workflow
 
-from test_report_structure import render
 from testing.deployments import FlowRepo, counting_client, read_back, uid
+from testing.markdown import render
 
 pytestmark = pytest.mark.integration
 

@@ -25,9 +25,9 @@ from flowship.errors import FlowshipError
 from flowship.images import render, source
 from flowship.images.append import append_code_image, sha256
 from flowship.images.registry import DOCKER_LIST, Remote
-from test_images import Project
 from testing.faults import FaultProxy
 from testing.git import cpu_flow
+from testing.images import Project
 
 pytestmark = pytest.mark.integration
 

@@ -219,5 +219,5 @@ def test_flow_helpers_need_no_torch_for_etl():
     import sys
 
     code = "import sys, flows.etl; assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules"
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)

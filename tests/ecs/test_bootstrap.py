@@ -145,7 +145,7 @@ def test_bootstrap_stack_deploys_through_a_change_set_then_changes_nothing(repo,
     ecr = boto3.client("ecr", region_name=REGION)
     repository = ecr.describe_repositories(repositoryNames=[project])["repositories"][0]
     assert repository["imageTagMutability"] == "IMMUTABLE"
-    # (moto's CloudFormation ignores the repository's LifecyclePolicy and scan setting: tests/test_stack.py checks them.)
+    # (moto's CloudFormation ignores the repository's LifecyclePolicy and scan setting: tests/ecs/test_stack.py checks them.)
     ecs = boto3.client("ecs", region_name=REGION)
     assert ecs.describe_clusters(clusters=[project])["clusters"][0]["status"] == "ACTIVE"
     [service] = ecs.describe_services(cluster=project, services=["prefect-worker"])["services"]

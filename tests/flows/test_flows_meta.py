@@ -21,7 +21,7 @@ from flows.common.previews import PreviewDeployment, stale_previews
 from flowship.scope import branch_slug
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("drain_prefect")]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def client():

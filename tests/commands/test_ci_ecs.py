@@ -23,21 +23,13 @@ from flowship.scope import Scope
 from flowship.ecs.taskdef import family_name
 from testing.ci import REPO_NAME, ZERO, CiRunner, dispatch_payload, mirror_to_ecr, pr_payload, push_payload
 from testing.deployments import FLOW, read_back
-from testing.ecs import REGION, make_account, pyproject, unique
+from testing.ecs import ML_TEMPLATE, REGION, make_account, pyproject, unique
 from testing.git import cpu_flow, seed_flow
 from testing.github_server import GitHubServer
 from testing.servers import BIN
 
 pytestmark = pytest.mark.integration
 
-# The CUDA `ml` image cannot be built here (nothing can be pulled): the test
-# repository replaces the family's template with one FROM the local Python image.
-ML_TEMPLATE = """\
-# Test stand-in for the CUDA family: same inputs, no GPU libraries.
-FROM {{ base_image }}
-ENV FLOWSHIP_FAMILY=ml
-WORKDIR {{ deps_dir }}
-"""
 
 
 def ecs():

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 BRANCH = "Feature/Faster_ETL"  # a lossy slug: it ends in a hash nobody can search for
 SUBJECT = "etl: read the prices twice as fast"
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def _deploy_preview(flows: FlowRepo) -> tuple[str, str, Scope]:

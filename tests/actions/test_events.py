@@ -16,7 +16,7 @@ from flowship.scope import Scope
 from testing.git import Repo, git, seed_flow
 
 # Real webhook payloads (octokit/webhooks examples, MIT), kept next to the tests.
-PAYLOADS = Path(__file__).parent / "testing" / "github-payloads"
+PAYLOADS = Path(__file__).parents[1] / "testing" / "github-payloads"
 
 
 def payload(name: str) -> dict:

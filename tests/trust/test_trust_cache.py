@@ -441,7 +441,7 @@ def test_random_garbage_in_an_entry_never_changes_a_plan(tmp_path_factory, garba
 
 # -- the action's cache keys ----------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _action_steps() -> list[dict[str, Any]]:
