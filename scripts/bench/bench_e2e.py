@@ -65,11 +65,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))  # the helpers tests/commands/test_ci_ecs.py uses
 import testing.ci  # noqa: E402
 from conftest import AWS_TEST_ENV  # noqa: E402  (fake AWS credentials: boto3 must never find real ones)
-from testing.ecs import ML_TEMPLATE  # noqa: E402
+from testing.ecs import ML_TEMPLATE, REGION, ci_pyproject, make_account  # noqa: E402
 from testing.ci import REPO_NAME, ZERO, CiRunner, mirror_to_ecr, pr_payload, push_payload  # noqa: E402
 from testing.deployments import read_back  # noqa: E402
 from testing.docker import docker_client, python_base_image, start_registry  # noqa: E402
-from testing.ecs import REGION, make_account, pyproject  # noqa: E402
 from testing.git import GIT_ENV, Repo, cpu_flow, seed_flow  # noqa: E402
 from testing.github_server import GitHubServer  # noqa: E402
 from testing.servers import BIN, start_moto, start_prefect  # noqa: E402
@@ -236,16 +235,7 @@ def bench(args, work, client, prefect, moto, registry, github) -> int:
 
     # -- preparation, as tests/commands/test_ci_ecs.py: the account, bootstrap, main deployed ----
     account = make_account()
-    boto3.client("ecs", region_name=REGION).create_capacity_provider(
-        name="gpu-g5-12xlarge", autoScalingGroupProvider={"autoScalingGroupArn": "arn:aws:autoscaling:x"}
-    )
-    images = (
-        f'[tool.flowship.images.base]\nargs = {{ base_image = "{python_image}" }}\n'
-        f'[tool.flowship.images.ml]\ntemplate = "docker/ml.Dockerfile.j2"\nargs = {{ base_image = "{python_image}" }}\n'
-    )
-    settings = pyproject(account, project=project, pool=pool, extra=images).replace(
-        f'ecr-repository = "{project}"\n', f'ecr-repository = "{project}"\nregistry = "{registry.host}/{project}"\n'
-    )
+    settings = ci_pyproject(account, project=project, pool=pool, python_image=python_image, registry_host=registry.host)
     repo = Repo(work / "repo")
     seed = repo.commit({
         "pyproject.toml": settings, ".gitignore": ".flowship/\n", "docker/ml.Dockerfile.j2": ML_TEMPLATE,

@@ -23,7 +23,7 @@ from flowship.scope import Scope
 from flowship.ecs.taskdef import family_name
 from testing.ci import REPO_NAME, ZERO, CiRunner, dispatch_payload, mirror_to_ecr, pr_payload, push_payload
 from testing.deployments import FLOW, read_back
-from testing.ecs import ML_TEMPLATE, REGION, make_account, pyproject, unique
+from testing.ecs import ML_TEMPLATE, REGION, ci_pyproject, make_account, unique
 from testing.git import cpu_flow, seed_flow
 from testing.github_server import GitHubServer
 from testing.servers import BIN
@@ -61,17 +61,8 @@ def test_ci_on_ecs_builds_registers_deploys_converges_and_cleans_up(
     gpu, cpu = gpu_fn.replace("_", "-"), cpu_fn.replace("_", "-")
     gpu_file, cpu_file = f"flows/{gpu_fn}.py", f"flows/{cpu_fn}.py"
     account = make_account()
-    # The larger GPU capacity exists too, so bootstrap finds nothing missing.
-    ecs().create_capacity_provider(
-        name="gpu-g5-12xlarge", autoScalingGroupProvider={"autoScalingGroupArn": "arn:aws:autoscaling:x"}
-    )
-    images = (
-        f'[tool.flowship.images.base]\nargs = {{ base_image = "{python_image}" }}\n'
-        f'[tool.flowship.images.ml]\ntemplate = "docker/ml.Dockerfile.j2"\nargs = {{ base_image = "{python_image}" }}\n'
-    )
-    settings = pyproject(account, project=project, pool=pool, extra=images).replace(
-        f'ecr-repository = "{project}"\n', f'ecr-repository = "{project}"\nregistry = "{local_registry.host}/{project}"\n'
-    )
+    settings = ci_pyproject(account, project=project, pool=pool, python_image=python_image,
+                            registry_host=local_registry.host)
     first = repo.commit({
         "pyproject.toml": settings,
         ".gitignore": ".flowship/\n",

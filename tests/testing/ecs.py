@@ -175,3 +175,20 @@ def commit_flows(
     files = {"pyproject.toml": pyproject(account, project=project, pool=pool, subnets=subnets)}
     files |= {f"flows/{name}.py": flow_source(name, machine) for name, machine in flows.items()}
     return repo.commit(files)
+
+
+def ci_pyproject(account: Account, *, project: str, pool: str, python_image: str, registry_host: str) -> str:
+    """An ECS repository whose `base` and `ml` families build FROM the local Python image into `registry_host`.
+
+    The larger GPU capacity is created too, so bootstrap finds nothing missing.
+    """
+    boto3.client("ecs", region_name=REGION).create_capacity_provider(
+        name="gpu-g5-12xlarge", autoScalingGroupProvider={"autoScalingGroupArn": "arn:aws:autoscaling:x"}
+    )
+    images = (
+        f'[tool.flowship.images.base]\nargs = {{ base_image = "{python_image}" }}\n'
+        f'[tool.flowship.images.ml]\ntemplate = "docker/ml.Dockerfile.j2"\nargs = {{ base_image = "{python_image}" }}\n'
+    )
+    return pyproject(account, project=project, pool=pool, extra=images).replace(
+        f'ecr-repository = "{project}"\n', f'ecr-repository = "{project}"\nregistry = "{registry_host}/{project}"\n'
+    )

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 
 from flowship import console
+from flowship.args import key_values
 from flowship.config import Config
 from flowship.errors import InputError
 
@@ -35,16 +36,6 @@ def run(config: Config, args: argparse.Namespace) -> int:
     return bootstrap.report(steps)
 
 
-def _overrides(pairs: list[str]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InputError(f"--parameter {pair!r} is not KEY=VALUE.")
-        values[key] = value
-    return values
-
-
 def _confirm(yes: bool) -> Callable[[list[str]], bool]:
     def confirm(lines: list[str]) -> bool:
         console.info("the change set:")
@@ -65,7 +56,7 @@ def _stack(config: Config, args: argparse.Namespace) -> int:
     from flowship.ecs.bootstrap_stack import deploy_stack
 
     with console.group(f"bootstrap (ecs, stack {args.stack or config.aws.cluster})"):
-        result = deploy_stack(config, args.stack or config.aws.cluster, _overrides(args.parameter),
+        result = deploy_stack(config, args.stack or config.aws.cluster, key_values(args.parameter, "--parameter", "ClusterName=ml"),
                               confirm=_confirm(args.yes))
         if result is None:
             return 1

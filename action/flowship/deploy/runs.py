@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from flowship.args import key_values
 from flowship.config import Config
 from flowship.deploy.remote import tagged
 from flowship.errors import FlowshipError, InputError
@@ -25,10 +26,7 @@ if TYPE_CHECKING:
 def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
     """`k=v` pairs; `v` is JSON when it parses (`3`, `true`, `[1, 2]`), else a string."""
     params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise InputError(f"--param {pair!r} is not KEY=VALUE (e.g. --param epochs=3).")
+    for key, raw in key_values(pairs, "--param", "epochs=3").items():
         try:
             params[key] = json.loads(raw)
         except json.JSONDecodeError:
