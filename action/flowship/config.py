@@ -70,6 +70,8 @@ class AwsConfig:
     assign_public_ip: bool = False
     prefect_api_key_secret_arn: str | None = None
     gpu_capacity: tuple[GpuCapacity, ...] = ()
+    # USD an hour by instance type, or fargate-vcpu-hour / fargate-gb-hour / fargate-storage-gb-hour (ecs/costs.py)
+    prices: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ _TOP = {"flows", "default-branch", "project", "data", "images", "registry", "ecr
 _IMAGE = {"template", "requirements", "context", "args", "platform"}
 _AWS = {
     "region", "cluster", "execution-role-arn", "task-role-arn", "log-group", "subnets",
-    "security-groups", "assign-public-ip", "prefect-api-key-secret-arn", "gpu-capacity",
+    "security-groups", "assign-public-ip", "prefect-api-key-secret-arn", "gpu-capacity", "prices",
 }
 _CAPACITY = {"name", "instance-type", "gpus", "vcpus", "memory", "disk"}
 _POOLS = {"local", "ecs"}
@@ -301,7 +303,15 @@ def _aws(table: dict[str, Any]) -> AwsConfig:
             "tool.flowship.aws.prefect-api-key-secret-arn", table.get("prefect-api-key-secret-arn")
         ),
         gpu_capacity=tuple(_capacity(i, c) for i, c in enumerate(capacities)),
+        prices={k: _price(f"tool.flowship.aws.prices.{k}", v)
+                for k, v in _table("tool.flowship.aws.prices", table.get("prices", {})).items()},
     )
+
+
+def _price(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e6:
+        raise ConfigError(f"{key} must be a price in US dollars an hour (0 or more), not {value!r}.")
+    return float(value)
 
 
 def _prune(table: dict[str, Any]) -> PruneConfig:

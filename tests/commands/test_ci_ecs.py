@@ -115,6 +115,9 @@ def test_ci_on_ecs_builds_registers_deploys_converges_and_cleans_up(
     assert "### Images" in summary and "### Deployments" in summary and "2 created." in summary
     assert all(md(f"{name}/main") in summary for name in (gpu, cpu))
     assert all(md(ref) in summary for ref in step.images.values())
+    # What a run will cost: the placed instance's price, and no runs yet to measure (ecs/costs.py).
+    assert "### Cost per run (estimate)" in summary
+    assert f"| {md(f'{gpu}/main')} | {md('g5.xlarge')} | $1.006/h | no runs yet | — |" in summary, summary
     assert mirror_to_ecr(local_registry, project, ecr, project)
 
     # -- 2. a commit touching only the CPU flow: only it redeploys, only `base` code builds

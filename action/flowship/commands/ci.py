@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flowship import console
 from flowship.config import Config
@@ -32,13 +33,13 @@ from flowship.actions.report import DeploymentLine, ImageLine, Report, RunLine, 
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from flowship.deploy import DeployResult, Target
-    from flowship.deploy.verify import Before
-
-    from flowship.deploy.merge import MergePreview
-
     from flowship.actions.events import DispatchInputs, Event
+    from flowship.deploy import DeployResult, Target
+    from flowship.deploy.merge import MergePreview
+    from flowship.deploy.verify import Before
+    from flowship.ecs.costs import Estimate
 
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class _Run:
     failed: bool = False
     github: Tracker | None = None  # the GitHub deployment in progress, finished by the report
     merge: MergePreview | None = None  # a preview's effect on main if merged
+    costs: tuple[Estimate, ...] = ()  # one run's cost per planned workflow, and what the prices are
+    cost_source: str = ""
 
 
 def run_ci(config: Config, options: Options) -> int:
@@ -139,7 +142,9 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
     assert event.scope is not None and event.head is not None
     rollback = event.inputs.ref is not None
     if rollback:
-        _check_rollback(config, event)
+        from flowship.deploy.vcs import check_rollback
+
+        check_rollback(config.root, event.head, event.scope.branch, event.inputs.branch_head)
     with console.group("Plan"):
         base = None if (event.everything and not options.flows) else _base(config, event, options)
         run.plan = plan = _plan(config, event, base=base, flows=options.flows, force_rebuild=options.force_rebuild)
@@ -178,6 +183,8 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
             run.notes.append(f"Rollback: deployed {plan.head[:12]} even where a newer commit was deployed.")
     if not plan.scope.is_main and result.outcomes:
         run.merge = _merge_preview(config, plan)
+    if options.target == "ecs" and plan.workflows:
+        _costs(config, plan, run)
     if before is not None:
         _smoke(config, plan, result, before, run)
     if plan.scope.is_main and result.outcomes and result.ok:  # after a failure (an outage) it only adds noise
@@ -187,31 +194,6 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
             live = {o.deployment: o.deployment_id for o in result.outcomes
                     if o.status in ("created", "updated", "unchanged") and o.deployment_id}
             _start_runs(config, run, live, wait=options.wait)
-
-
-def _check_rollback(config: Config, event: Event) -> None:
-    """A rollback deploys a commit the dispatched branch already had, never another line's.
-
-    It is deployed with force over newer commits and recorded as the scope's
-    last deploy, so a commit of an unmerged branch would put code no one
-    merged into production; an older commit of the branch is a real rollback.
-    """
-    from flowship import git
-    from flowship.deploy import vcs
-
-    assert event.scope is not None and event.head is not None
-    branch, tip = event.scope.branch, event.inputs.branch_head
-    sha = git.rev_parse(config.root, event.head)
-    if not tip:
-        raise InputError(f"cannot check that {sha[:12]} is a commit of {branch}, as GITHUB_SHA does not name "
-                         "the branch's head; run the rollback from GitHub Actions.")
-    ancestry = vcs.is_ancestor(config.root, sha, tip)
-    if ancestry is None:
-        raise InputError(f"cannot check that {sha[:12]} is a commit of {branch}, as its head {tip[:12]} is not "
-                         "in this clone; fetch the full history (actions/checkout with fetch-depth: 0).")
-    if not ancestry:
-        raise InputError(f"a rollback deploys a commit of {branch}, and {sha[:12]} is not one (not an ancestor "
-                         f"of its head {tip[:12]}); merge it first, or dispatch on the branch that has it.")
 
 
 def _base(config: Config, event: Event, options: Options) -> str | None:
@@ -274,35 +256,43 @@ def _start_runs(config: Config, run: _Run, live: dict[str, UUID], *, wait: bool)
             run.failed = True
 
 
+def _courtesy(cannot: str, section: Callable[[], T]) -> T | None:
+    """A section that only reads (drift, merge preview, costs): the deploy's own result is what counts."""
+    try:
+        return section()
+    except Exception as exc:
+        console.warning(f"{cannot} ({type(exc).__name__}: {str(exc)[:200]}).")
+        return None
+
+
 def _drift(config: Config, plan: Plan, target: Target, run: _Run) -> None:
     """Main's deployments someone changed by hand, as notes of the summary (docs/deploy.md, "Drift")."""
     from flowship.commands.drift import drift
     from flowship.deploy.drift import lines
 
-    try:
-        with console.group("Drift"):
-            found = drift(config, plan.scope, target)
-    except Exception as exc:  # a courtesy section: the deploy's own result is what counts
-        console.warning(f"cannot tell what drifted from git ({type(exc).__name__}: {str(exc)[:200]}).")
-        return
+    with console.group("Drift"):
+        found = _courtesy("cannot tell what drifted from git", lambda: drift(config, plan.scope, target))
     labels = {"drifted": "Drifted from git (the next deploy of it puts git's back)", "kept": "Kept as a person set it",
               "unchecked": "Drift not checked"}
-    for line in lines(found):
+    for line in lines(found) if found is not None else ():
         console.info(line)
         kind, _, rest = line.partition(" ")
         if kind in labels:
             run.notes.append(f"{labels[kind]}: {rest.strip()}")
 
 
+def _costs(config: Config, plan: Plan, run: _Run) -> None:
+    from flowship.ecs.costs import estimate, prices
+
+    run.costs = _courtesy("cannot estimate what a run costs", lambda: estimate(config, plan)) or ()
+    run.cost_source = prices(config).source if run.costs else ""
+
+
 def _merge_preview(config: Config, plan: Plan) -> MergePreview | None:
     """What merging this preview will do to main (read-only), or None when Prefect cannot say."""
     from flowship.deploy.merge import merge_preview
 
-    try:
-        return merge_preview(config, plan)
-    except Exception as exc:  # a courtesy section: the deploy's own result is what counts
-        console.warning(f"cannot say what merging will do to production ({type(exc).__name__}: {str(exc)[:200]}).")
-        return None
+    return _courtesy("cannot say what merging will do to production", lambda: merge_preview(config, plan))
 
 
 def _smoke_snapshot(config: Config, plan: Plan) -> Before | None:
@@ -355,7 +345,7 @@ def _report(config: Config, ctx: Context, event: Event, run: _Run) -> None:
             plan=run.plan, notes=tuple(run.notes), images=tuple(run.images), deployments=tuple(run.deployments),
             runs=tuple(run.runs), run_url=ctx.run_url,
             prefect_ui_url=config.env.prefect_ui_url, pr_title=event.pr_title, repository_url=ctx.repository_url,
-            merge=run.merge,
+            merge=run.merge, costs=run.costs, cost_source=run.cost_source,
         )
         if event.pr is not None and event.repository:
             report = replace(report, links=_comment(config, ctx, event, report))

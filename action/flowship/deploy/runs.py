@@ -216,3 +216,30 @@ def start_runs(config: Config, deployments: Mapping[str, UUID], *, wait: bool, s
             time.sleep(poll)
             started = {name: client.read_flow_run(f.id) for name, f in started.items()}
     return started
+
+
+def run_times(client: SyncPrefectClient, deployment: str, *, last: int = 10) -> list[float]:
+    """Seconds each of the last `last` completed runs of `flow/scope` ran (newest first)."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter, DeploymentFilterName, FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    flow, _, name = deployment.partition("/")
+    runs = client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=[flow])),
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name])),
+        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))),
+        sort=FlowRunSort.END_TIME_DESC, limit=last,
+    )
+    seconds = []
+    for r in runs:
+        # Prefect's own run time (Running only); a run that never entered Running counts end - start.
+        ran = r.total_run_time.total_seconds()
+        if not ran and r.start_time and r.end_time:
+            ran = (r.end_time - r.start_time).total_seconds()
+        if ran > 0:
+            seconds.append(ran)
+    return seconds

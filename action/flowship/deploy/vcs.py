@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flowship import console, git
-from flowship.errors import FlowshipError
+from flowship.errors import FlowshipError, InputError
 
 
 def is_ancestor(root: Path, older: str, newer: str) -> bool | None:
@@ -25,6 +25,26 @@ def is_ancestor(root: Path, older: str, newer: str) -> bool | None:
     if not (git.has_commit(root, older) and git.has_commit(root, newer)):
         return None
     return git.is_ancestor(root, older, newer)
+
+
+def check_rollback(root: Path, ref: str, branch: str, tip: str | None) -> None:
+    """A rollback deploys a commit the dispatched branch already had, never another line's.
+
+    It is deployed with force over newer commits and recorded as the scope's
+    last deploy, so a commit of an unmerged branch would put code no one
+    merged into production; an older commit of the branch (`tip`, its head) is a real rollback.
+    """
+    sha = git.rev_parse(root, ref)
+    if not tip:
+        raise InputError(f"cannot check that {sha[:12]} is a commit of {branch}, as GITHUB_SHA does not name "
+                         "the branch's head; run the rollback from GitHub Actions.")
+    ancestry = is_ancestor(root, sha, tip)
+    if ancestry is None:
+        raise InputError(f"cannot check that {sha[:12]} is a commit of {branch}, as its head {tip[:12]} is not "
+                         "in this clone; fetch the full history (actions/checkout with fetch-depth: 0).")
+    if not ancestry:
+        raise InputError(f"a rollback deploys a commit of {branch}, and {sha[:12]} is not one (not an ancestor "
+                         f"of its head {tip[:12]}); merge it first, or dispatch on the branch that has it.")
 
 
 def subject(root: Path, sha: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowship.deploy.result import Status
 from flowship.deploy.desired import Change
@@ -16,6 +16,9 @@ from flowship.deploy.merge import MergePreview
 from flowship.errors import Problem
 from flowship.plan import Plan
 from flowship.scope import Scope
+
+if TYPE_CHECKING:
+    from flowship.ecs.costs import Estimate
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class Report:
     links: dict[str, str] = field(default_factory=dict)  # extra named links (the PR comment)
     repository_url: str | None = None  # https://github.com/owner/name: commit and compare links
     merge: MergePreview | None = None  # a preview's effect on main if merged (deploy/merge.py)
+    costs: tuple[Estimate, ...] = ()  # one run's estimated cost per planned workflow (ecs/costs.py)
+    cost_source: str = ""  # what the prices are, e.g. "on-demand, Linux, us-east-1, 2026-06"
 
     def commit_url(self, sha: str | None) -> str | None:
         return f"{self.repository_url}/commit/{sha}" if self.repository_url and _sha(sha) else None

@@ -62,6 +62,7 @@ def summary_markdown(report: Report) -> str:
     out += _changes(report)
     out += _images(report.images)
     out += _deployments(report)
+    out += _costs(report)
     out += _runs(report.runs)
     out += merge_section(report.merge)
     if loose := report.loose_problems():
@@ -80,6 +81,7 @@ def comment_markdown(report: Report) -> str:
         commit = _link(_short(report.head), report.commit_url(report.head))
         out += [f"Deployed from commit {commit}." if report.deployments else f"Planned from commit {commit}.", ""]
     out += _deployments(report)
+    out += _costs(report)
     if not report.deployments and report.plan is not None and report.plan.workflows:
         out += ["| Flow | Would deploy | Why |", "| --- | --- | --- |"]
         out += [f"| {md(w.name)} | {md(w.deployment)} | {_reasons(w.reasons)} |" for w in report.plan.workflows]
@@ -252,6 +254,44 @@ def _diffs(report: Report) -> list[str]:
             out.append(f"| image | {md(image.family)} | {md(image.ref)} (dependencies {deps}) |")
         out.append("")
     return out + ["</details>", ""]
+
+
+def _costs(report: Report) -> list[str]:
+    """One run's estimated cost per planned workflow, and a month of its schedules."""
+    if not report.costs:
+        return []
+    out = ["### Cost per run (estimate)", "",
+           "| Deployment | Runs on | Price | Median run | Per run | Per month |", "| --- | --- | --- | --- | --- | --- |"]
+    for e in sorted(report.costs, key=lambda e: e.deployment):
+        price = f"${e.hourly:.4g}/h" if e.hourly is not None else md(e.note or "—")
+        if e.median_seconds is None:
+            median = "no runs yet"
+        else:
+            whose = "" if e.history == "its own" else f", {e.history}"
+            median = f"{_duration(e.median_seconds)} (of {e.runs} run{'s' if e.runs != 1 else ''}{whose})"
+        per_run = _usd(e.per_run)
+        month = "not scheduled" if e.monthly_runs is None else (
+            f"{_usd(e.monthly)} ({e.monthly_runs} runs)" if e.monthly is not None else f"{e.monthly_runs} runs")
+        out.append(f"| {md(e.deployment)} | {md(e.runs_on)} | {price} | {median} | {per_run} | {month} |")
+    source = md(report.cost_source) if report.cost_source else "on-demand"
+    return out + ["", f"<sub>An estimate, not a bill: {source} prices (`[tool.flowship.aws.prices]` overrides them) "
+                  "× the median of the deployment's last completed runs (a new preview uses main's); "
+                  "a month is the runs its schedules start in 30 days. Start-up, storage of images, "
+                  "logs and discounts are not in it.</sub>", ""]
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"${value:,.2f}" if value >= 0.01 else "< $0.01"
 
 
 def _runs(runs: tuple[RunLine, ...]) -> list[str]:
