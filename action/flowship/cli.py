@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", metavar="FILE", help="image references written by `build --output`")
     p.add_argument("--force", action="store_true", help="deploy even where a newer (or unknown) commit runs: a rollback")
     p.add_argument("--verify", action="store_true",
-                   help="on main, smoke-run each changed workflow that declares smoke={...}; roll back what fails "
-                        "(default: FLOWSHIP_VERIFY)")
+                   help="smoke-run each changed workflow that declares smoke={...}; on main, roll back what "
+                        "fails (default on main: FLOWSHIP_VERIFY; a preview only reports)")
     p.add_argument("--no-rollback", action="store_true", help="with --verify, keep a commit whose smoke run failed")
 
     p = _command(sub, "cleanup", "delete a branch's preview deployments",

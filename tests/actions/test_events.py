@@ -11,7 +11,7 @@ from flowship.changes import resolve_base
 from flowship.config import load_config
 from flowship.errors import InputError
 from flowship.changes import Candidate
-from flowship.actions.events import Event, read_event
+from flowship.actions.events import SMOKE_LABEL, Event, read_event
 from flowship.scope import Scope
 from testing.git import Repo, git, seed_flow
 
@@ -73,6 +73,30 @@ def test_closed_pull_request_cleans_up_and_other_actions_do_nothing(tmp_path):
     assert e.action == "cleanup" and e.scope == Scope.preview("changes", 2)
     labeled = payload("pull_request.opened") | {"action": "labeled"}
     assert event(tmp_path, "pull_request", labeled).action == "nothing"
+
+
+def test_the_smoke_label_asks_for_a_previews_smoke_runs(tmp_path):
+    label = {"id": 7, "name": SMOKE_LABEL, "color": "ededed", "default": False}
+    plain = event(tmp_path, "pull_request", payload("pull_request.synchronize"))
+    assert (plain.smoke, plain.replan) == (False, False)  # the payload's own label is `bug`
+    labelled = payload("pull_request.synchronize")
+    labelled["pull_request"]["labels"].append(label)
+    e = event(tmp_path, "pull_request", labelled)
+    assert (e.action, e.smoke, e.replan) == ("deploy", True, False)  # each push smoke-runs what it changed
+    # Adding the label deploys the preview again from the merge base, and smoke-runs it.
+    added = labelled | {"action": "labeled", "label": label}
+    e = event(tmp_path, "pull_request", added)
+    assert (e.action, e.smoke, e.replan) == ("deploy", True, True) and SMOKE_LABEL in e.reason
+    assert e.bases == (Candidate("merge-base", added["pull_request"]["base"]["sha"], "the merge base with master"),)
+    # Another label asks for nothing; nor does a fork's pull request, which deploys nothing.
+    other = labelled | {"action": "labeled", "label": labelled["pull_request"]["labels"][0]}
+    assert event(tmp_path, "pull_request", other).action == "nothing"
+    labelled["pull_request"]["head"]["repo"]["full_name"] = "someone/Hello-World"
+    assert event(tmp_path, "pull_request", labelled).smoke is False
+    # A manual run on a branch asks with its `smoke` input.
+    dispatch = payload("workflow_dispatch") | {"ref": "refs/heads/feat/x", "inputs": {"smoke": "true"}}
+    e = event(tmp_path, "workflow_dispatch", dispatch, GITHUB_SHA="c" * 40)
+    assert e.smoke and e.inputs.smoke and not e.scope.is_main
 
 
 def test_fork_pull_request_is_flagged_and_scoped_by_label(tmp_path):

@@ -142,3 +142,56 @@ def test_a_rollback_never_goes_to_a_commit_that_is_not_an_ancestor_of_the_head(r
     assert f"{side[:12]} is not an ancestor of {broken[:12]}; not going there" in err
     assert read_back(prefect_api, [name])[f"{name}/main"]["version"] == broken
     assert name not in read_rollbacks(flows.config, Scope.main())
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_preview_is_smoke_run_only_when_asked_and_never_rolled_back(repo, prefect_api, tmp_path, capsys):
+    from flowship.actions.events import SMOKE_LABEL
+    from testing.ci import CiRunner, pr_payload
+
+    flows = FlowRepo.create(repo, prefect_api)
+    name = f"smoked-{uid()}"
+
+    def commit(x: int, message: str) -> str:
+        flows.write_flow(name, Workflow(), declaration=f'{CPU}, smoke={{"x": {x}}}, schedules=["0 5 * * *"]')
+        return repo.commit(message=message)
+
+    env = {"PREFECT_API_URL": prefect_api}
+    base = commit(1, "main")
+    assert main(["--root", str(repo.path), "deploy", "--branch", "main", "--all"], env) == 0  # the pool, for the worker
+    repo.git("checkout", "-q", "-b", "feat/smoke")
+    head = commit(-1, "breaks the smoke run")
+    ci = CiRunner(repo.path, tmp_path, env | {"FLOWSHIP_TARGET": "local"})
+    preview = f"{name}/{Scope.preview('feat/smoke').name}"
+    pr = {"number": 7, "branch": "feat/smoke", "head": head, "base": base}
+
+    worker_env = os.environ | {"PREFECT_API_URL": prefect_api, "PREFECT_WORKER_QUERY_SECONDS": "1",
+                               "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", flows.pool, "--type", "process"],
+        env=worker_env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        # Not asked: the preview deploys, and no smoke run starts.
+        step = ci("pull_request", pr_payload("opened", **pr), capsys)
+        assert step.code == 0 and step.deployments == {preview: "created"}, step.log
+        assert "smoke run" not in step.log
+        # Adding the label deploys the preview again from the merge base (nothing changed) and
+        # smoke-runs it; the failure fails the job and is reported, and the preview stays as it is.
+        step = ci("pull_request", pr_payload("labeled", **pr, label=SMOKE_LABEL), capsys)
+        assert step.code == 1, step.log + log.read_text()[-3000:]
+        assert step.deployments == {preview: "unchanged"}
+        assert f"{preview}: smoke run failed: " in step.log and "x must not be negative" in step.log
+        assert "rolled back" not in step.log and "### Runs" in step.summary and "| Failed |" in step.summary
+        assert read_back(prefect_api, [name])[preview]["version"] == head
+        assert read_back(prefect_api, [name])[f"{name}/main"]["version"] == base  # main untouched
+        # Labelled, each push smoke-runs what it changed: a fix passes.
+        fixed = commit(2, "fixes it")
+        step = ci("pull_request", pr_payload("synchronize", **pr | {"head": fixed}, labels=(SMOKE_LABEL,)), capsys)
+        assert step.code == 0, step.log + log.read_text()[-3000:]
+        assert step.deployments == {preview: "updated"} and f"{preview}: smoke run completed" in step.log
+    finally:
+        worker.terminate()
+        worker.wait(30)

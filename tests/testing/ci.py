@@ -35,9 +35,18 @@ def push_payload(*, before: str, after: str, ref: str = "refs/heads/main", force
 
 
 def pr_payload(action: str, *, number: int, branch: str, head: str, base: str, title: str = "A change",
-               merged: bool = False, fork: bool = False) -> dict[str, Any]:
-    data = payload(f"pull_request.{'opened' if action in ('opened', 'ready_for_review') else action}")
+               merged: bool = False, fork: bool = False, labels: tuple[str, ...] = (),
+               label: str | None = None) -> dict[str, Any]:
+    """A pull request event; `labels` are the pull request's, `label` the one a `labeled` event added
+    (GitHub sends it as `payload.label`, the pull request already listing it)."""
+    variant = {"ready_for_review": "opened", "labeled": "synchronize"}.get(action, action)
+    data = payload(f"pull_request.{variant}")
     data["action"] = action
+    names = (*labels, label) if label else labels
+    data["pull_request"]["labels"] = [{"id": 1000 + i, "name": n, "color": "ededed", "default": False}
+                                      for i, n in enumerate(names)]
+    if label:
+        data["label"] = data["pull_request"]["labels"][-1]
     data["number"] = number
     pr = data["pull_request"]
     pr.update(number=number, title=title, merged=merged, state="closed" if action == "closed" else "open")

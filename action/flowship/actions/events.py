@@ -10,9 +10,12 @@ Inputs are the variables Actions sets (`GITHUB_EVENT_NAME`, `GITHUB_EVENT_PATH`,
   head branch (a fork's head is named `owner:branch`, its `head.label`, so it
   never shares a preview with a branch of the same name here); closed: cleanup.
   The head commit is `pull_request.head.sha`, not `GITHUB_SHA` (the merge commit).
+  The label `flowship:smoke` on the pull request asks for smoke runs of its
+  preview; adding it (`labeled`) deploys the preview again from the merge base,
+  so everything the pull request changes is smoke-run at once.
 - delete of a branch: cleanup of its previews (never of the default branch).
 - workflow_dispatch: the ref it was run on, everything or the flows named in
-  its inputs.
+  its inputs (`smoke: true` smoke-runs a preview).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from flowship.scope import Scope
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _DEPLOY_ACTIONS = {"opened", "synchronize", "reopened", "ready_for_review"}
+# The label that asks for smoke runs of a pull request's preview (never on a schedule: previews' are paused).
+SMOKE_LABEL = "flowship:smoke"
 
 Action = Literal["deploy", "cleanup", "nothing"]
 
@@ -41,6 +46,7 @@ class DispatchInputs:
     force_rebuild: bool = False
     run: bool = False
     wait: bool = False
+    smoke: bool = False  # smoke-run a preview's workflows (main's follow the action's `verify`)
     ref: str | None = None  # a commit or ref to deploy instead of the dispatched one (rollback)
     # The dispatched branch's head (GITHUB_SHA): a rollback must be one of its ancestors.
     branch_head: str | None = None
@@ -61,6 +67,8 @@ class Event:
     repository: str | None = None  # owner/name
     repository_url: str | None = None
     inputs: DispatchInputs = DispatchInputs()
+    smoke: bool = False  # a preview asked for smoke runs (the label, or the dispatch input)
+    replan: bool = False  # plan from the event's own base, not the scope's record (the label was just added)
 
 
 def read_event(env: Mapping[str, str], *, default_branch: str | None = None) -> Event:
@@ -159,14 +167,19 @@ def _pull_request(payload: dict[str, Any], default: str, common: dict[str, Any])
     info = {**common, "scope": scope, "fork": fork, "pr": number, "pr_title": pr.get("title")}
     if action == "closed":
         return Event(**info, action="cleanup", reason=f"pull request #{number} was closed; its preview is removed.")
-    if action not in _DEPLOY_ACTIONS:
+    labels = {label.get("name") for label in pr.get("labels") or () if isinstance(label, dict)}
+    added = (payload.get("label") or {}).get("name") if isinstance(payload.get("label"), dict) else None
+    replan = action == "labeled" and added == SMOKE_LABEL
+    if action not in _DEPLOY_ACTIONS and not replan:
         return Event(**info, action="nothing", reason=f"a pull request that was {action} deploys nothing.")
     base_sha = str(_require(pr, "base", "sha"))
     base_ref = str(_require(pr, "base", "ref"))
+    why = (f"the {SMOKE_LABEL} label was added to pull request #{number}: its preview of {branch} is "
+           "deployed and smoke-run" if replan else f"pull request #{number} deploys a preview of {branch}")
     return Event(
-        **info, action="deploy", reason=f"pull request #{number} deploys a preview of {branch}.",
-        head=str(_require(pr, "head", "sha")),
+        **info, action="deploy", reason=why + ".", head=str(_require(pr, "head", "sha")),
         bases=(Candidate("merge-base", base_sha, f"the merge base with {base_ref}"),),
+        smoke=not fork and (replan or SMOKE_LABEL in labels), replan=replan,
     )
 
 
@@ -202,7 +215,7 @@ def _dispatch(env: Mapping[str, str], payload: dict[str, Any], default: str, com
     tip = env.get("GITHUB_SHA") or None
     inputs = DispatchInputs(
         flows=flows, force_rebuild=_flag(raw, "force_rebuild"), run=_flag(raw, "run"),
-        wait=_flag(raw, "wait"), ref=rollback, branch_head=tip,
+        wait=_flag(raw, "wait"), smoke=_flag(raw, "smoke"), ref=rollback, branch_head=tip,
     )
     head = rollback or tip or ""
     if not head:
@@ -210,4 +223,4 @@ def _dispatch(env: Mapping[str, str], payload: dict[str, Any], default: str, com
     scope = Scope.for_branch(branch, default)
     what = ", ".join(flows) if flows else "every workflow"
     return Event(**common, action="deploy", reason=f"a manual run deploys {what} on {branch}.",
-                 scope=scope, head=head, everything=not flows, inputs=inputs)
+                 scope=scope, head=head, everything=not flows, inputs=inputs, smoke=inputs.smoke)

@@ -173,7 +173,7 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
 
         target = make_target(config, options.target)
         # A family that did not build fails its own flows (saying why), not the others.
-        before = _smoke_snapshot(config, plan)
+        before = _smoke_snapshot(config, plan, event)
         result = deploy_plan(config, plan, target, images, force=rollback, image_failures=image_failures)
         for o in result.outcomes:
             url = deployment_url(config, o.deployment_id) if o.deployment_id and o.status != "deleted" else None
@@ -202,7 +202,8 @@ def _base(config: Config, event: Event, options: Options) -> str | None:
 
     last = None
     # A fork's run has no Prefect credentials; its plan compares with the event's base.
-    record_read = not event.fork and bool(config.env.prefect_api_url or not options.dry_run)
+    # A label just added asks for the whole preview again: from the merge base, not the record.
+    record_read = not event.fork and not event.replan and bool(config.env.prefect_api_url or not options.dry_run)
     if record_read:
         from flowship.deploy import read_last_deployed
 
@@ -295,11 +296,13 @@ def _merge_preview(config: Config, plan: Plan) -> MergePreview | None:
     return _courtesy("cannot say what merging will do to production", lambda: merge_preview(config, plan))
 
 
-def _smoke_snapshot(config: Config, plan: Plan) -> Before | None:
-    """Main as it is before the deploy, when the action's `verify` asks for smoke runs (deploy/verify.py)."""
+def _smoke_snapshot(config: Config, plan: Plan, event: Event) -> Before | None:
+    """The scope before the deploy, when smoke runs are asked for (deploy/verify.py): on main by
+    the action's `verify`, on a preview by its pull request's label or the dispatch input."""
     from flowship.deploy.verify import smoked, snapshot
 
-    return snapshot(config, plan) if config.env.verify and plan.scope.is_main and smoked(plan) else None
+    asked = config.env.verify if plan.scope.is_main else event.smoke
+    return snapshot(config, plan) if asked and smoked(plan) else None
 
 
 def _smoke(config: Config, plan: Plan, result: DeployResult, before: Before, run: _Run) -> None:

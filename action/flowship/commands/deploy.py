@@ -25,8 +25,9 @@ def run(config: Config, args: argparse.Namespace) -> int:
         print_plan(plan, images=args.target == "ecs")
     images, failures = load_images(args.images) if args.images else ({}, {})
     target = make_target(config, args.target)
-    # Smoke runs gate main only; a preview's are opt-in per pull request (docs/deploy.md).
-    verifying = (bool(getattr(args, "verify", False)) or config.env.verify) and plan.scope.is_main
+    # The action's `verify` gates main only; a preview is smoke-run when a person asks
+    # (this flag, the pull request's label, the dispatch input: docs/deploy.md), and never rolled back.
+    verifying = bool(getattr(args, "verify", False)) or (config.env.verify and plan.scope.is_main)
     before = snapshot(config, plan) if verifying and smoked(plan) else None
     title = f"Deploy {len(plan.workflows)} workflow(s), delete {len(plan.delete)}, to {plan.scope.name} ({target.name})"
     with console.group(title):

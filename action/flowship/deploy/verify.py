@@ -27,6 +27,7 @@ from flowship.deploy.core import DeployResult
 from flowship.deploy.runs import follow, run_url
 from flowship.deploy.state import forget_deployed, read_last_deployed, record_deployed, record_rollback
 from flowship.plan import Plan
+from flowship.scope import MAIN, deployment_name
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -46,7 +47,7 @@ class Before:
 class Smoke:
     """One smoke run and what came of it."""
 
-    deployment: str  # `<flow>/main`
+    deployment: str  # `<flow>/<scope>`
     passed: bool
     state: str
     message: str = ""
@@ -57,11 +58,14 @@ class Smoke:
 
     def line(self) -> str:
         """`weekly-training rolled back to a1b2c3d: smoke run failed: <state message>`, and the like."""
-        flow = self.deployment.split("/", 1)[0]
+        flow, _, scope = self.deployment.partition("/")
+        name = flow if scope == MAIN else self.deployment  # a preview's is named with its scope
         where = f" ({self.url})" if self.url else ""
         if self.passed:
-            return f"{flow}: smoke run completed{where}"
+            return f"{name}: smoke run completed{where}"
         why = f"smoke run {self.state.lower()}" + (f": {self.message}" if self.message else "")
+        if scope != MAIN:
+            return f"{name}: {why}{where}"  # a preview is only reported, never rolled back
         if self.rolled_back_to:
             return f"{flow} rolled back to {self.rolled_back_to[:7]}: {why}{where}"
         return f"{flow} kept its new commit: {why}{where}" + (f"; {self.note}" if self.note else "")
@@ -97,23 +101,27 @@ def verify(
     config: Config, plan: Plan, result: DeployResult, before: Before, *, rollback: bool = True,
     say: Callable[[str], None], poll: float = 2.0, client: SyncPrefectClient | None = None,
 ) -> VerifyResult:
-    """Start a smoke run of each workflow this deploy created or updated, follow them, roll back failures."""
+    """Start a smoke run of each workflow this deploy created or updated, follow them, roll back failures.
+
+    On a preview (asked for by its pull request) the unchanged ones run too, since adding the
+    label deploys nothing new, and nothing is rolled back: a preview only reports.
+    """
     out = VerifyResult()
-    if not plan.scope.is_main:
-        return out
     params = smoked(plan)
     timeouts = {w.name: float(w.workflow.timeout_seconds or DEFAULT_TIMEOUT) for w in plan.workflows}
+    live = ("created", "updated") if plan.scope.is_main else ("created", "updated", "unchanged")
+    rollback = rollback and plan.scope.is_main
     targets = {o.deployment.split("/", 1)[0]: o.deployment_id for o in result.outcomes
-               if o.status in ("created", "updated") and o.deployment_id is not None}
+               if o.status in live and o.deployment_id is not None}
     with using(config, client) as opened:
         started = {}
         for name in sorted(set(params) & set(targets)):
             flow_run = opened.create_flow_run_from_deployment(targets[name], parameters=params[name])
             url = run_url(config, flow_run.id)
-            say(f"smoke run {flow_run.name} of {name}/main" + (f": {url}" if url else ""))
+            say(f"smoke run {flow_run.name} of {deployment_name(name, plan.scope)}" + (f": {url}" if url else ""))
             started[name] = (flow_run, time.monotonic() + timeouts[name])
         for name, (flow_run, until) in started.items():
-            smoke = _followed(config, opened, name, flow_run.id, until, poll, say)
+            smoke = _followed(config, opened, deployment_name(name, plan.scope), flow_run.id, until, poll, say)
             if not smoke.passed and rollback:
                 smoke = _rolled_back(config, opened, plan, before, smoke)
             say(smoke.line())
@@ -129,14 +137,14 @@ def verify(
     return out
 
 
-def _followed(config: Config, client: SyncPrefectClient, name: str, flow_run_id: UUID, until: float, poll: float,
+def _followed(config: Config, client: SyncPrefectClient, full: str, flow_run_id: UUID, until: float, poll: float,
               say: Callable[[str], None]) -> Smoke:
     from prefect.states import Cancelling
 
-    finished = follow(client, flow_run_id, on_state=lambda state, _: say(f"  {name}: {state}"),
+    finished = follow(client, flow_run_id, on_state=lambda state, _: say(f"  {full}: {state}"),
                       on_log=lambda _: None, poll=poll, until=until)
     state = finished.run.state
-    full, url = f"{name}/main", run_url(config, flow_run_id)
+    url = run_url(config, flow_run_id)
     if state is None or not state.is_final():
         client.set_flow_run_state(flow_run_id, Cancelling(message="flowship: the smoke run took too long"), force=True)
         return Smoke(full, False, "timed out", "it did not finish within the workflow's timeout", url, flow_run_id)
