@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 
 import boto3
@@ -34,6 +35,33 @@ def add_gpu_instance(cluster: str) -> str:
     ]
 
 
+def start_worker(pool: str, env: dict[str, str], tmp_path) -> subprocess.Popen:
+    """A real prefect-aws ECS worker on `pool`, against moto and the test's Prefect server (log: worker.log)."""
+    worker_env = os.environ | env | {
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "AWS_DEFAULT_REGION": REGION,
+        # A worker that has an API key, as any worker of a keyed Prefect API does.
+        # (prefect-aws 0.7.12 fails with KeyError when prefect_api_key_secret_arn
+        # is set and the worker has none; docs/ecs.md.) The local server ignores it.
+        "PREFECT_API_KEY": API_KEY,
+    }
+    return subprocess.Popen(
+        [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "ecs", "--no-create-pool-if-not-found"],
+        env=worker_env, stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def stop(worker: subprocess.Popen) -> None:
+    worker.terminate()
+    try:
+        worker.wait(15)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+
+
 def test_ecs_worker_runs_the_registered_task_definition(repo, aws, prefect_api, tmp_path):
     project, pool = unique("fs"), unique("ecs-pool")
     flow = unique("train")
@@ -56,22 +84,8 @@ def test_ecs_worker_runs_the_registered_task_definition(repo, aws, prefect_api, 
         run = client.create_flow_run_from_deployment(deployment.id)
     arn = deployment.job_variables["task_definition_arn"]
 
-    worker_env = os.environ | env | {
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "PREFECT_WORKER_PREFETCH_SECONDS": "5",
-        "PREFECT_LOGGING_LEVEL": "INFO",
-        "AWS_DEFAULT_REGION": REGION,
-        # A worker that has an API key, as any worker of a keyed Prefect API does.
-        # (prefect-aws 0.7.12 fails with KeyError when prefect_api_key_secret_arn
-        # is set and the worker has none; docs/ecs.md.) The local server ignores it.
-        "PREFECT_API_KEY": API_KEY,
-    }
+    worker = start_worker(pool, env, tmp_path)
     log = tmp_path / "worker.log"
-    worker = subprocess.Popen(
-        [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "ecs", "--no-create-pool-if-not-found"],
-        env=worker_env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
     ecs = boto3.client("ecs", region_name=REGION)
     tasks: list[dict] = []
     try:
@@ -84,11 +98,7 @@ def test_ecs_worker_runs_the_registered_task_definition(repo, aws, prefect_api, 
             else:
                 time.sleep(1)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop(worker)
     assert tasks, f"no ECS task was started for flow run {run.id}:\n{log.read_text()[-3000:]}"
     [task] = tasks
     assert task["taskDefinitionArn"] == arn
@@ -99,3 +109,94 @@ def test_ecs_worker_runs_the_registered_task_definition(repo, aws, prefect_api, 
     assert env_names.get("PREFECT__FLOW_RUN_ID") == str(run.id)
     # The worker's own key never travels in plain text: the task reads the secret.
     assert "PREFECT_API_KEY" not in env_names
+
+
+def test_a_failed_smoke_run_on_ecs_rolls_back_to_the_previous_task_definition(repo, aws, prefect_api, tmp_path):
+    """Issue 15 on the ECS target: the real worker runs the new commit's task definition, the
+    run fails, and the deployment goes back to the previous revision's ARN (still registered)."""
+    from dataclasses import replace
+
+    from prefect.states import Failed, Running
+
+    from flowship.deploy.state import read_last_deployed, read_rollbacks
+    from flowship.deploy.verify import snapshot, verify
+    from flowship.workflow import Workflow
+    from testing.ecs import MACHINES, flow_source
+
+    project, pool, flow = unique("fs"), unique("ecs-pool"), unique("train")
+    account = make_account()
+    first = commit_flows(repo, project, pool, account, {flow: GPU}, subnets=False)  # bridge networking, as above
+    env = {"PREFECT_API_URL": prefect_api, "AWS_ENDPOINT_URL": aws}
+    boto3.client("ecs", region_name=REGION).create_capacity_provider(
+        name="gpu-g5-12xlarge", autoScalingGroupProvider={"autoScalingGroupArn": "arn:aws:autoscaling:x"}
+    )
+    assert main(["--root", str(repo.path), "bootstrap"], env=env) == 0
+    config = config_for(repo, env)
+    add_gpu_instance(config.aws.cluster)
+    smoked = Workflow(machine=MACHINES[GPU], smoke={"epochs": 1}, timeout_seconds=90)
+
+    def plan():
+        p = plan_for(repo, {flow: GPU}, Scope.main())
+        return replace(p, workflows=tuple(replace(w, workflow=smoked) for w in p.workflows))
+
+    target = EcsTarget(config)
+    assert deploy_plan(config, plan(), target, IMAGES).created == [f"{flow}/main"]
+    with open_client(config) as client:
+        old_arn = client.read_deployment_by_name(f"{flow}/main").job_variables["task_definition_arn"]
+
+    # The next commit, with another code image: a new revision of the family.
+    second = repo.commit({f"flows/{flow}.py": flow_source(flow, GPU) + "\n# v2\n"})
+    new_images = {family: ref.replace("@sha256:" + "a" * 64, "@sha256:" + "c" * 64)
+                  .replace("@sha256:" + "b" * 64, "@sha256:" + "d" * 64) for family, ref in IMAGES.items()}
+    planned = plan()
+    before = snapshot(config, planned)
+    result = deploy_plan(config, planned, target, new_images)
+    assert result.updated == [f"{flow}/main"], result.outcomes
+    with open_client(config) as client:
+        new_arn = client.read_deployment_by_name(f"{flow}/main").job_variables["task_definition_arn"]
+    assert new_arn != old_arn and new_arn.rsplit(":", 1)[-1] == "2"
+
+    ecs = boto3.client("ecs", region_name=REGION)
+    started: list[dict] = []
+
+    def container() -> None:
+        """What the task's container would do on ECS: run the flow run it was given, and fail."""
+        deadline = time.monotonic() + 80
+        while time.monotonic() < deadline:
+            listed = ecs.list_tasks(cluster=config.aws.cluster)["taskArns"]
+            if listed:
+                [task] = ecs.describe_tasks(cluster=config.aws.cluster, tasks=listed)["tasks"]
+                started.append(task)
+                overrides = task["overrides"]["containerOverrides"][0].get("environment", [])
+                run_id = {e["name"]: e["value"] for e in overrides}["PREFECT__FLOW_RUN_ID"]
+                with open_client(config) as client:
+                    client.set_flow_run_state(run_id, Running(), force=True)
+                    client.set_flow_run_state(run_id, Failed(message="CUDA error: out of memory"), force=True)
+                return
+            time.sleep(1)
+
+    worker = start_worker(pool, env, tmp_path)
+    runner = threading.Thread(target=container, daemon=True)
+    runner.start()
+    lines: list[str] = []
+    try:
+        checked = verify(config, planned, result, before, say=lines.append, poll=1.0)
+    finally:
+        runner.join(5)
+        stop(worker)
+    log = (tmp_path / "worker.log").read_text()
+    assert started, "the worker never called RunTask:\n" + log[-3000:]
+    [task] = started
+    # The smoke run ran the new commit's revision on the GPU capacity provider.
+    assert task["taskDefinitionArn"] == new_arn and task["capacityProviderName"] == account.capacity
+    [smoke] = checked.smokes
+    assert not smoke.passed and smoke.rolled_back_to == first, (lines, log[-2000:])
+    assert smoke.line().startswith(f"{flow} rolled back to {first[:7]}: smoke run failed: CUDA error: out of memory")
+    with open_client(config) as client:
+        now = client.read_deployment_by_name(f"{flow}/main")
+    assert now.version == first and now.job_variables["task_definition_arn"] == old_arn
+    # The revision production went back to is still registered: nothing was rebuilt or re-registered.
+    assert ecs.describe_task_definition(taskDefinition=old_arn)["taskDefinition"]["status"] == "ACTIVE"
+    assert read_last_deployed(config, Scope.main()) == first
+    assert (read_rollbacks(config, Scope.main())[flow]["from"], read_rollbacks(config, Scope.main())[flow]["to"]) == (
+        second, first)
