@@ -251,3 +251,23 @@ def test_bootstrap_stack_without_permission_says_which_in_one_sentence(repo, tmp
         assert "Traceback" not in err
     finally:
         server.stop()
+
+
+def test_a_stack_that_fails_prints_its_failed_resources(repo, stack_env, capsys):
+    project, pool = unique("fs"), unique("ecs-pool")
+    account = stack_account()
+    stack_repo(repo, project, pool, account)
+    # ECR refuses the name when the stack creates the repository: the stack fails part way.
+    bad = "Not_A/Valid__Name!"
+    assert bootstrap_stack(repo, stack_env, account, "--yes", "--parameter", f"RepositoryName={bad}") == 1
+    err = capsys.readouterr().err
+    # The failed resource's event, with CloudFormation's reason, then one sentence.
+    failed = [line for line in err.splitlines() if "CREATE_FAILED" in line and "AWS::ECR::Repository" in line]
+    assert failed and "repositoryName" in failed[0] and "failed to satisfy constraint" in failed[0], err
+    assert f"the stack {project} did not deploy; the failed resources are above." in err
+    assert "Traceback" not in err
+    # What is left is a stack to delete first, and bootstrap says so.
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    assert cfn.describe_stacks(StackName=project)["Stacks"][0]["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert bootstrap_stack(repo, stack_env, account, "--yes") == 1
+    assert f"the stack {project} is ROLLBACK_COMPLETE after a failed first deploy; delete it" in capsys.readouterr().err

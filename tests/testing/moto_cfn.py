@@ -1,11 +1,16 @@
-"""moto in server mode with one fix to its CloudFormation, and the fixtures that start it.
+"""moto in server mode with two fixes to its CloudFormation, and the fixtures that start it.
 
 moto 5.2.5 executes a change set without rebuilding the stack's outputs (it
 builds them only in create_stack/update_stack) and without keeping the new
 parameters, so a stack made through a change set, the way CloudFormation is
 meant to be driven and the way flowship does it, has no outputs and every
-rerun looks changed. `execute_change_set` below finishes what moto's does;
-everything else is moto's own. Run as `python -m testing.moto_cfn -H HOST -p PORT`.
+rerun looks changed. And when a resource fails to create, moto fails the
+ExecuteChangeSet call itself (its own TODO: "handle execution errors and
+implement rollback"), where CloudFormation accepts the call and the stack
+then fails: a `CREATE_FAILED` event for the resource with its reason, and the
+stack `ROLLBACK_COMPLETE` (`UPDATE_ROLLBACK_COMPLETE` for an update), which a
+waiter reports. `execute_change_set` below finishes what moto's does in both
+respects; everything else is moto's own. Run as `python -m testing.moto_cfn -H HOST -p PORT`.
 """
 
 from __future__ import annotations
@@ -22,12 +27,43 @@ from testing.servers import Server, free_port, wait_http
 
 
 def _patch() -> None:
-    from moto.cloudformation.models import CloudFormationBackend
+    from moto.cloudformation import parsing
+    from moto.cloudformation.models import CloudFormationBackend, Event
 
     execute = CloudFormationBackend.execute_change_set
+    create = parsing.parse_and_create_resource
+    creating: list[tuple[str, str]] = []  # the resource being created, for its CREATE_FAILED event
+
+    def parse_and_create_resource(logical_id, resource_json, *args, **kwargs):  # type: ignore[no-untyped-def]
+        creating.append((logical_id, resource_json.get("Type", "")))
+        resource = create(logical_id, resource_json, *args, **kwargs)
+        creating.pop()
+        return resource
+
+    parsing.parse_and_create_resource = parse_and_create_resource
 
     def execute_change_set(self, change_set_name, stack_name=None):  # type: ignore[no-untyped-def]
-        execute(self, change_set_name, stack_name)
+        creating.clear()
+        try:
+            execute(self, change_set_name, stack_name)
+        except Exception as exc:
+            change_set = self.describe_change_set(change_set_name)
+            stack = self.stacks[change_set.stack_id]
+            reason = getattr(exc, "message", None) or str(exc)
+            if creating:
+                logical_id, kind = creating[-1]
+                stack.events.append(Event(
+                    stack_id=stack.stack_id, stack_name=stack.name, logical_resource_id=logical_id,
+                    physical_resource_id="", resource_type=kind, resource_status="CREATE_FAILED",
+                    resource_status_reason=reason, resource_properties=None))
+            kind = change_set.change_set_type
+            rolled_back = "ROLLBACK_COMPLETE" if kind == "CREATE" else "UPDATE_ROLLBACK_COMPLETE"
+            stack._add_stack_event(f"{kind}_FAILED" if kind == "CREATE" else "UPDATE_ROLLBACK_IN_PROGRESS",
+                                   resource_status_reason="The following resource(s) failed to create.")
+            stack._add_stack_event(rolled_back)
+            stack.status = rolled_back
+            change_set.execution_status = "EXECUTE_FAILED"
+            return
         change_set = self.describe_change_set(change_set_name)
         stack = self.stacks[change_set.stack_id]
         stack.parameters = change_set.parameters
