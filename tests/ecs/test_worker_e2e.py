@@ -3,9 +3,6 @@ and calls RunTask (on moto) with the task definition flowship registered."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import threading
 import time
 
@@ -17,49 +14,10 @@ from flowship.deploy import deploy_plan
 from flowship.deploy.client import open_client
 from flowship.ecs import EcsTarget
 from flowship.scope import Scope
-from testing.ecs import API_KEY, GPU, IMAGES, REGION, commit_flows, config_for, make_account, plan_for, unique
-from testing.servers import BIN
+from testing.ecs import GPU, IMAGES, REGION, commit_flows, config_for, make_account, plan_for, unique
+from testing.worker import add_gpu_instance, start_worker, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def add_gpu_instance(cluster: str) -> str:
-    """An EC2 instance registered as a container instance: the GPU capacity the task lands on."""
-    ec2 = boto3.client("ec2", region_name=REGION)
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    instance = ec2.run_instances(ImageId=image, InstanceType="g5.xlarge", MinCount=1, MaxCount=1)["Instances"][0]
-    ecs = boto3.client("ecs", region_name=REGION)
-    document = json.dumps({"instanceId": instance["InstanceId"]})
-    return ecs.register_container_instance(cluster=cluster, instanceIdentityDocument=document)["containerInstance"][
-        "containerInstanceArn"
-    ]
-
-
-def start_worker(pool: str, env: dict[str, str], tmp_path) -> subprocess.Popen:
-    """A real prefect-aws ECS worker on `pool`, against moto and the test's Prefect server (log: worker.log)."""
-    worker_env = os.environ | env | {
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "PREFECT_WORKER_PREFETCH_SECONDS": "5",
-        "PREFECT_LOGGING_LEVEL": "INFO",
-        "AWS_DEFAULT_REGION": REGION,
-        # A worker that has an API key, as any worker of a keyed Prefect API does.
-        # (prefect-aws 0.7.12 fails with KeyError when prefect_api_key_secret_arn
-        # is set and the worker has none; docs/ecs.md.) The local server ignores it.
-        "PREFECT_API_KEY": API_KEY,
-    }
-    return subprocess.Popen(
-        [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "ecs", "--no-create-pool-if-not-found"],
-        env=worker_env, stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
-
-
-def stop(worker: subprocess.Popen) -> None:
-    worker.terminate()
-    try:
-        worker.wait(15)
-    except subprocess.TimeoutExpired:
-        worker.kill()
 
 
 def test_ecs_worker_runs_the_registered_task_definition(repo, aws, prefect_api, tmp_path):
