@@ -109,13 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="follow the run until it finishes")
 
     p = _command(sub, "bootstrap", "create the AWS stack, ECS cluster and work pools a team needs",
-                 "flowship bootstrap --target ecs --stack --yes --write   # the whole AWS stack (CloudFormation)\n"
-                 "flowship bootstrap --target ecs --template > stack.yaml  # review it first\n"
-                 "flowship bootstrap --target ecs   # infrastructure of your own: create the rest, check it\n"
+                 "flowship bootstrap --yes --write          # the whole AWS stack (CloudFormation), in CI\n"
+                 "flowship bootstrap --template > stack.yaml  # review it first\n"
+                 "flowship bootstrap --no-stack             # infrastructure of your own: create the rest, check it\n"
                  "flowship bootstrap --target local")
     p.add_argument("--target", choices=TARGETS, default="ecs", help=_TARGET_HELP)
     p.add_argument("--stack", nargs="?", const="", default=None, metavar="NAME",
-                   help="deploy flowship's CloudFormation stack (default name: the cluster's)")
+                   help="the CloudFormation stack to deploy (the default for --target ecs; name: the cluster's)")
+    p.add_argument("--no-stack", action="store_true",
+                   help="no stack: infrastructure of your own (create the ECR repository, log group, cluster and "
+                        "pool; check the rest)")
     p.add_argument("--parameter", metavar="KEY=VALUE", action="append", default=[],
                    help="a stack parameter, e.g. GitHubRepository=octo/flows (repeatable)")
     p.add_argument("--yes", action="store_true", help="apply the change set without asking (CI)")

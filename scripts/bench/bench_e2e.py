@@ -256,7 +256,7 @@ def bench(args, work, client, prefect, moto, registry, github) -> int:
            "GITHUB_TOKEN": token, "FLOWSHIP_CACHE_DIR": str(work / "parse-cache")}
     processes = Processes(base_env)
     testing.ci.main = processes  # CiRunner runs `flowship ci` as a fresh process, not in this one
-    if processes(["--root", str(repo.path), "bootstrap"], env) != 0:
+    if processes(["--root", str(repo.path), "bootstrap", "--no-stack"], env) != 0:
         sys.exit(f"bootstrap failed:\n{processes.err[-4000:]}")
     ci = CiRunner(repo.path, work, env, github)
     print("seed: `flowship ci` for the push to main (deps and code images of both families) ...", flush=True)

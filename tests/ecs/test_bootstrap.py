@@ -34,7 +34,7 @@ def test_bootstrap_creates_what_it_can_then_changes_nothing(repo, env, capsys):
         name="gpu-g5-12xlarge", autoScalingGroupProvider={"autoScalingGroupArn": "arn:aws:autoscaling:x"}
     )
 
-    assert bootstrap(repo, env) == 0, capsys.readouterr().err
+    assert bootstrap(repo, env, "--no-stack") == 0, capsys.readouterr().err
     first = capsys.readouterr().err
     assert f"created  ECR repository {project}" in first
     assert f"created  ECS cluster {project}" in first
@@ -59,7 +59,7 @@ def test_bootstrap_creates_what_it_can_then_changes_nothing(repo, env, capsys):
     assert properties["vpc_id"]["default"] == account.vpc
     assert properties["execution_role_arn"]["default"] == account.execution_role
 
-    assert bootstrap(repo, env) == 0
+    assert bootstrap(repo, env, "--no-stack") == 0
     second = capsys.readouterr().err
     assert "nothing to change" in second
     assert "created" not in second and "updated" not in second
@@ -76,7 +76,7 @@ def test_bootstrap_explains_each_missing_piece(repo, env, capsys):
         'subnets = ["subnet-00000000"]',
     )})
 
-    assert bootstrap(repo, env) == 1
+    assert bootstrap(repo, env, "--no-stack") == 1
     err = capsys.readouterr().err
     assert "missing  GPU capacity provider gpu-g5-xlarge" in err and "create-capacity-provider" in err
     assert "missing  execution role: set [tool.flowship.aws] execution-role-arn" in err
@@ -97,7 +97,7 @@ def test_bootstrap_refuses_a_pool_of_another_type(repo, env, capsys):
     )
     with open_client(config_for(repo, env)) as client:
         client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-    assert bootstrap(repo, env) == 1
+    assert bootstrap(repo, env, "--no-stack") == 1
     assert "is of type 'process', not 'ecs'" in capsys.readouterr().err
 
 
@@ -198,13 +198,16 @@ def test_bootstrap_stack_asks_before_applying_and_applies_nothing_without_an_ans
     project, pool = unique("fs"), unique("ecs-pool")
     account = stack_account()
     stack_repo(repo, project, pool, account)
-    assert bootstrap_stack(repo, stack_env, account) == 1  # stdin is not a terminal under pytest
+    # The stack is what `bootstrap` does for the ECS target, without --stack.
+    assert bootstrap(repo, stack_env, "--parameter", f"GitHubOidcProviderArn={account['oidc']}") == 1  # no terminal
     err = capsys.readouterr().err
     assert "the change set:" in err and "AWS::ECS::Cluster" in err
     assert "run again with --yes" in err
     cfn = boto3.client("cloudformation", region_name=REGION)
     assert cfn.list_change_sets(StackName=project)["Summaries"] == []
     assert boto3.client("ecs", region_name=REGION).describe_clusters(clusters=[project])["clusters"] == []
+    assert bootstrap(repo, stack_env, "--no-stack", "--stack") == 2
+    assert "--no-stack is infrastructure of your own" in capsys.readouterr().err
 
 
 def test_bootstrap_stack_names_what_it_needs(repo, stack_env, capsys):

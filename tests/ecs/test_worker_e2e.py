@@ -31,7 +31,7 @@ def test_ecs_worker_runs_the_registered_task_definition(repo, aws, prefect_api, 
     boto3.client("ecs", region_name=REGION).create_capacity_provider(
         name="gpu-g5-12xlarge", autoScalingGroupProvider={"autoScalingGroupArn": "arn:aws:autoscaling:x"}
     )
-    assert main(["--root", str(repo.path), "bootstrap"], env=env) == 0
+    assert main(["--root", str(repo.path), "bootstrap", "--no-stack"], env=env) == 0
     config = config_for(repo, env)
     add_gpu_instance(config.aws.cluster)
 
@@ -88,7 +88,7 @@ def test_a_failed_smoke_run_on_ecs_rolls_back_to_the_previous_task_definition(re
     boto3.client("ecs", region_name=REGION).create_capacity_provider(
         name="gpu-g5-12xlarge", autoScalingGroupProvider={"autoScalingGroupArn": "arn:aws:autoscaling:x"}
     )
-    assert main(["--root", str(repo.path), "bootstrap"], env=env) == 0
+    assert main(["--root", str(repo.path), "bootstrap", "--no-stack"], env=env) == 0
     config = config_for(repo, env)
     add_gpu_instance(config.aws.cluster)
     smoked = Workflow(machine=MACHINES[GPU], smoke={"epochs": 1}, timeout_seconds=90)

@@ -1,9 +1,10 @@
 """`flowship bootstrap [--target ecs|local]`: create what deploying needs.
 
-`--stack` deploys flowship's whole AWS stack (CloudFormation, a change set
-shown first), then the work pool, then prints or `--write`s the
-`[tool.flowship.aws]` table from the stack's outputs. Without it, bootstrap
-creates what it can by API and explains the rest (infrastructure a team owns).
+For the ECS target it deploys flowship's whole AWS stack (CloudFormation, a
+change set shown first; `--stack NAME` names it), then the work pool, then
+prints or `--write`s the `[tool.flowship.aws]` table from the stack's outputs.
+With `--no-stack` it creates what it can by API and explains the rest
+(infrastructure a team owns).
 """
 
 from __future__ import annotations
@@ -22,10 +23,15 @@ def run(config: Config, args: argparse.Namespace) -> int:
     from flowship.ecs import bootstrap
 
     target = getattr(args, "target", "ecs")
-    if getattr(args, "template", False) or getattr(args, "stack", None) is not None:
-        if target != "ecs":
-            raise InputError("--stack and --template are for --target ecs.")
-        if args.template:
+    named = getattr(args, "stack", None) is not None or getattr(args, "template", False)
+    if getattr(args, "no_stack", False) and named:
+        raise InputError("--no-stack is infrastructure of your own; it takes no --stack or --template.")
+    if target != "ecs" and named:
+        raise InputError("--stack and --template are for --target ecs.")
+    # The stack is how a team gets everything the ECS target needs; --no-stack is for
+    # infrastructure it already owns (docs/ecs.md).
+    if target == "ecs" and not getattr(args, "no_stack", False):
+        if getattr(args, "template", False):
             from flowship.ecs.stack import render
 
             sys.stdout.write(render(config))

@@ -1,4 +1,4 @@
-"""`flowship bootstrap --stack`: the stack, then the work pool on what the stack made."""
+"""`flowship bootstrap` for the ECS target: the stack, then the work pool on what the stack made."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def diagnose(config: Config, name: str, *, heartbeat_s: int = 120) -> list[Check
     cfn = aws.client(config, "cloudformation")
     found = stack.describe(cfn, name)
     if found is None:
-        return [Check(f"stack {name}", False, "does not exist: run `flowship bootstrap --target ecs --stack`")]
+        return [Check(f"stack {name}", False, "does not exist: run `flowship bootstrap`")]
     status = found.get("StackStatus", "")
     checks = [Check(f"stack {name}", status.endswith("_COMPLETE") and "ROLLBACK" not in status, status)]
     out = {o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])}
