@@ -98,20 +98,29 @@ def timed(label: str, argv: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 
 # The floor: what any tool must send to make N deployments, and nothing else.
+# Like every client of a SQLite-backed server, Prefect's own included, it sends a request
+# again when the server answers 503 (busy) or 429, after a short backoff.
 FLOOR = '''
-import json, sys, httpx
+import json, sys, time, httpx
 api, pool, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 schema = {"title": "Parameters", "type": "object", "properties": {"n": {"title": "n", "type": "integer", "default": 0}},
           "definitions": {}}
+def post(client, path, body):
+    for attempt in range(6):
+        resp = client.post(path, json=body)
+        if resp.status_code not in (429, 503):
+            return resp.raise_for_status()
+        time.sleep(0.2 * 2 ** attempt)
+    return resp.raise_for_status()
 with httpx.Client(base_url=api, timeout=60) as client:
     for i in range(n):
-        flow = client.post("/flows/", json={"name": f"floor-{i:03d}"}).raise_for_status().json()
-        client.post("/deployments/", json={
+        flow = post(client, "/flows/", {"name": f"floor-{i:03d}"}).json()
+        post(client, "/deployments/", {
             "name": "main", "flow_id": flow["id"], "work_pool_name": pool, "entrypoint": f"flows/bench_{i:03d}.py:bench",
             "path": "/tmp", "version": "0" * 40, "description": "floor", "tags": ["bench"], "parameters": {},
             "parameter_openapi_schema": schema, "job_variables": {}, "pull_steps": [], "enforce_parameter_schema": True,
             "paused": False, "schedules": [],
-        }).raise_for_status()
+        })
 '''
 
 
