@@ -4,10 +4,6 @@ record checked), a passing one stays, and `--no-rollback` keeps a failing one.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +14,7 @@ from flowship.scope import Scope
 from flowship.workflow import Workflow
 
 from testing.deployments import FlowRepo, read_back, uid
+from testing.worker import start_process_worker
 
 CPU = "machine=AwsEcsMachine(cpu_value=256, memory_value=512)"
 # What a rollback must restore exactly: everything the deployment is, except when it was written.
@@ -61,13 +58,8 @@ def test_a_failing_smoke_run_rolls_back_and_a_passing_one_stays(repo, prefect_ap
     assert main([*deploy, "--flow", name], env) == 0
     capsys.readouterr()
 
-    worker_env = os.environ | {"PREFECT_API_URL": prefect_api, "PREFECT_WORKER_QUERY_SECONDS": "1",
-                               "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_LOGGING_LEVEL": "INFO"}
+    worker = start_process_worker(flows.pool, prefect_api, tmp_path)
     log = tmp_path / "worker.log"
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", flows.pool, "--type", "process"],
-        env=worker_env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
     try:
         before = fields(read_back(prefect_api, [name])[f"{name}/main"])
         assert before["version"] == first
@@ -122,13 +114,8 @@ def test_a_rollback_never_goes_to_a_commit_that_is_not_an_ancestor_of_the_head(r
     assert main([*root, "deploy", "--branch", "main", "--all", "--force"], env) == 0
     repo.git("checkout", "-q", "main")
     assert repo.head() == base
-    worker_env = os.environ | {"PREFECT_API_URL": prefect_api, "PREFECT_WORKER_QUERY_SECONDS": "1",
-                               "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    worker = start_process_worker(flows.pool, prefect_api, tmp_path)
     log = tmp_path / "worker.log"
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", flows.pool, "--type", "process"],
-        env=worker_env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
     try:
         broken = commit(-1, "breaks it")
         capsys.readouterr()
@@ -166,13 +153,8 @@ def test_a_preview_is_smoke_run_only_when_asked_and_never_rolled_back(repo, pref
     preview = f"{name}/{Scope.preview('feat/smoke').name}"
     pr = {"number": 7, "branch": "feat/smoke", "head": head, "base": base}
 
-    worker_env = os.environ | {"PREFECT_API_URL": prefect_api, "PREFECT_WORKER_QUERY_SECONDS": "1",
-                               "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    worker = start_process_worker(flows.pool, prefect_api, tmp_path)
     log = tmp_path / "worker.log"
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", flows.pool, "--type", "process"],
-        env=worker_env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
     try:
         # Not asked: the preview deploys, and no smoke run starts.
         step = ci("pull_request", pr_payload("opened", **pr), capsys)

@@ -20,20 +20,27 @@ from testing.worker import add_gpu_instance, start_worker, stop
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_ecs_worker_runs_the_registered_task_definition(repo, aws, prefect_api, tmp_path):
-    project, pool = unique("fs"), unique("ecs-pool")
-    flow = unique("train")
+def gpu_account(repo, project: str, pool: str, flow: str, env: dict[str, str]):
+    """An account with a GPU flow's repository bootstrapped (own infrastructure) and a GPU
+    container instance in the cluster: (the account, the commit, the configuration)."""
     account = make_account()
-    # No subnets: the GPU task uses bridge networking. (moto 5.2.5 fails RunTask
-    # for awsvpc tasks on container instances: its ENI lacks private_dns_name.)
-    commit_flows(repo, project, pool, account, {flow: GPU}, subnets=False)
-    env = {"PREFECT_API_URL": prefect_api, "AWS_ENDPOINT_URL": aws}
+    # No subnets: the GPU task uses bridge networking. (moto 5.2.5 fails RunTask for awsvpc
+    # tasks on container instances in a VPC without DNS hostnames: its ENI has no private_dns_name.)
+    first = commit_flows(repo, project, pool, account, {flow: GPU}, subnets=False)
     boto3.client("ecs", region_name=REGION).create_capacity_provider(
         name="gpu-g5-12xlarge", autoScalingGroupProvider={"autoScalingGroupArn": "arn:aws:autoscaling:x"}
     )
     assert main(["--root", str(repo.path), "bootstrap", "--no-stack"], env=env) == 0
     config = config_for(repo, env)
     add_gpu_instance(config.aws.cluster)
+    return account, first, config
+
+
+def test_ecs_worker_runs_the_registered_task_definition(repo, aws, prefect_api, tmp_path):
+    project, pool = unique("fs"), unique("ecs-pool")
+    flow = unique("train")
+    env = {"PREFECT_API_URL": prefect_api, "AWS_ENDPOINT_URL": aws}
+    account, _, config = gpu_account(repo, project, pool, flow, env)
 
     result = deploy_plan(config, plan_for(repo, {flow: GPU}, Scope.main()), EcsTarget(config), IMAGES)
     assert result.created == [f"{flow}/main"], result.outcomes
@@ -82,15 +89,8 @@ def test_a_failed_smoke_run_on_ecs_rolls_back_to_the_previous_task_definition(re
     from testing.ecs import MACHINES, flow_source
 
     project, pool, flow = unique("fs"), unique("ecs-pool"), unique("train")
-    account = make_account()
-    first = commit_flows(repo, project, pool, account, {flow: GPU}, subnets=False)  # bridge networking, as above
     env = {"PREFECT_API_URL": prefect_api, "AWS_ENDPOINT_URL": aws}
-    boto3.client("ecs", region_name=REGION).create_capacity_provider(
-        name="gpu-g5-12xlarge", autoScalingGroupProvider={"autoScalingGroupArn": "arn:aws:autoscaling:x"}
-    )
-    assert main(["--root", str(repo.path), "bootstrap", "--no-stack"], env=env) == 0
-    config = config_for(repo, env)
-    add_gpu_instance(config.aws.cluster)
+    account, first, config = gpu_account(repo, project, pool, flow, env)
     smoked = Workflow(machine=MACHINES[GPU], smoke={"epochs": 1}, timeout_seconds=90)
 
     def plan():

@@ -50,3 +50,13 @@ def stop(worker: subprocess.Popen) -> None:
         worker.wait(15)
     except subprocess.TimeoutExpired:
         worker.kill()
+
+
+def start_process_worker(pool: str, api: str, tmp_path: Path) -> subprocess.Popen:
+    """A real Prefect process worker on `pool` (log: worker.log), for runs of the local target."""
+    env = os.environ | {"PREFECT_API_URL": api, "PREFECT_WORKER_QUERY_SECONDS": "1",
+                        "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_LOGGING_LEVEL": "INFO"}
+    return subprocess.Popen(
+        [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"],
+        env=env, stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
