@@ -103,6 +103,10 @@ def read_back(api: str, flow_names: list[str]) -> dict[str, dict[str, Any]]:
     return {f"{names[d['flow_id']]}/{d['name']}": d for d in found}
 
 
+# The answers Prefect's client retries (PREFECT_CLIENT_RETRY_EXTRA_CODES aside): not another request.
+RETRIED = frozenset({408, 429, 502, 503})
+
+
 @contextmanager
 def counting_client(config: Config, *, with_lock: bool = False) -> Iterator[tuple[Any, list[str]]]:
     """A Prefect client that records every request that could write (`METHOD path`).
@@ -115,14 +119,17 @@ def counting_client(config: Config, *, with_lock: bool = False) -> Iterator[tupl
 
     writes: list[str] = []
 
-    def record(request: Any) -> None:
-        path = request.url.path
+    def record(response: Any) -> None:
+        request, path = response.request, response.request.url.path
+        # An answer the client sends again (a busy SQLite server's 503) is the same write, counted when answered.
+        if response.status_code in RETRIED:
+            return
         if request.method != "GET" and not path.endswith("/filter"):
             if not with_lock and "/v2/concurrency_limits/" in path:
                 return
             writes.append(f"{request.method} {path}")
 
-    with open_client(config, httpx_settings={"event_hooks": {"request": [record]}}) as client:
+    with open_client(config, httpx_settings={"event_hooks": {"response": [record]}}) as client:
         yield client, writes
 
 

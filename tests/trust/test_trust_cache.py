@@ -594,7 +594,10 @@ def test_only_the_job_that_comments_may_write_to_pull_requests(name):
     assert writers == {"preview"}
     jobs = workflow["jobs"]
     # The commenting job runs for pull requests only; every other job that deploys runs for none.
-    assert jobs["preview"]["if"] == "github.event_name == 'pull_request'" and _uses_flowship(jobs["preview"])
+    # (Of label events, only adding flowship:smoke runs it: docs/deploy.md, "Smoke runs".)
+    assert jobs["preview"]["if"] == ("github.event_name == 'pull_request' && (github.event.action != 'labeled' "
+                                     "|| github.event.label.name == 'flowship:smoke')")
+    assert _uses_flowship(jobs["preview"])
     for job_name, job in jobs.items():
         if job_name != "preview":
             assert job.get("if") == "github.event_name != 'pull_request'", job_name

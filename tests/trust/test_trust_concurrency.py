@@ -204,11 +204,21 @@ def test_a_lease_is_intact_until_a_renewal_fails_or_is_late():
 
 
 def _requests_of(config, run):
-    """Every request (`METHOD path`) a deploy made through its own client."""
+    """Every request (`METHOD path`) a deploy made through its own client, as answered.
+
+    An answer Prefect's client sends again (a SQLite server's 503 when it is busy) is not
+    counted: the retry is the same request, counted once, when it is answered.
+    """
     from flowship.deploy.client import open_client
+    from testing.deployments import RETRIED
 
     seen: list[str] = []
-    hooks = {"event_hooks": {"request": [lambda request: seen.append(f"{request.method} {request.url.path}")]}}
+
+    def answered(response) -> None:
+        if response.status_code not in RETRIED:
+            seen.append(f"{response.request.method} {response.request.url.path}")
+
+    hooks = {"event_hooks": {"response": [answered]}}
     with open_client(config, httpx_settings=hooks) as client:
         result = run(client)
     return result, seen
