@@ -12,7 +12,7 @@ from flowship.actions.report import Report, comment_markdown, summary_markdown
 from flowship.config import AwsConfig, Config, GpuCapacity, load_config
 from flowship.deploy import LocalTarget, deploy_plan
 from flowship.deploy.client import open_client
-from flowship.ecs.costs import Estimate, estimate, hourly, prices, runs_per_month
+from flowship.ecs.costs import Costs, Estimate, estimate, hourly, prices, runs_per_month
 from flowship.errors import ConfigError
 from flowship.plan import Plan
 from flowship.scope import Scope
@@ -76,10 +76,10 @@ def test_per_run_and_monthly_figures_and_their_rendering():
     e = Estimate("train/main", "g5.xlarge", 1.2, median_seconds=1800, runs=5, history="its own", monthly_runs=30)
     assert e.per_run == pytest.approx(0.6) and e.monthly == pytest.approx(18.0)
     assert Estimate("etl/main", "Fargate 1 vCPU, 2 GiB", 0.05).per_run is None
-    report = Report(title="production deploy of main", scope=Scope.main(), costs=(
-        e, Estimate("etl/main", "Fargate 1 vCPU, 2 GiB", 0.0494), Estimate("big/main", "g7.xlarge", None,
-                                                                          note="no price for g7.xlarge")),
-        cost_source="on-demand, Linux, us-east-1, 2026-06")
+    report = Report(title="production deploy of main", scope=Scope.main(), costs=Costs(
+        "on-demand, Linux, us-east-1, 2026-06",
+        (e, Estimate("etl/main", "Fargate 1 vCPU, 2 GiB", 0.0494),
+         Estimate("big/main", "g7.xlarge", None, note="no price for g7.xlarge"))))
     for markdown in (summary_markdown(report), comment_markdown(report)):
         doc = render(markdown)
         assert "Cost per run (estimate)" in doc.of("h3")
@@ -123,21 +123,21 @@ def test_the_median_of_the_deployments_last_completed_runs(repo, prefect_api, tm
         client.set_flow_run_state(failed.id, Running(), force=True)
         client.set_flow_run_state(failed.id, Failed(), force=True)
 
-    [own] = estimate(config, flows.plan(main, head, [name]), now=NOW)
+    [own] = estimate(config, flows.plan(main, head, [name]), now=NOW).estimates
     assert own.runs == 3 and own.history == "its own"
     assert 1.2 <= own.median_seconds < 3.5, own  # the middle run's 1.5 s, whatever the machine's load adds
     assert own.hourly == pytest.approx(0.04048 + 2 * 0.004445) and own.monthly_runs == 30
     assert own.per_run == pytest.approx(own.hourly * own.median_seconds / 3600)
 
     # A new preview has no runs of its own: main's runs of the same flow stand in.
-    [new] = estimate(config, flows.plan(preview, head, [name]), now=NOW)
+    [new] = estimate(config, flows.plan(preview, head, [name]), now=NOW).estimates
     assert (new.deployment, new.history, new.runs) == (f"{name}/{preview.name}", "main's", 3)
     assert new.median_seconds == own.median_seconds
 
     # A flow that never ran says so.
     other = f"fresh-{uid()}"
     flows.write_flow(other, Workflow(machine=AwsEcsMachine(cpu_value=256, memory_value=512)))
-    [fresh] = estimate(config, flows.plan(main, head, [other]), now=NOW)
+    [fresh] = estimate(config, flows.plan(main, head, [other]), now=NOW).estimates
     assert fresh.median_seconds is None and fresh.runs == 0 and fresh.monthly_runs is None
 
 
@@ -149,6 +149,6 @@ def test_an_unplaceable_gpu_machine_is_a_note_not_an_error(tmp_path):
     plan = Plan(base=None, head="a" * 40, scope=Scope.main(), workflows=(
         PlannedWorkflow("train", "flows/train.py", "flows/train.py:train", "train/main", "ml", gpu),))
     # Placement fails before Prefect is asked anything, so no server is needed here.
-    [e] = estimate(config, plan, client=object())
+    [e] = estimate(config, plan, client=object()).estimates
     assert (e.runs_on, e.hourly, e.per_run) == ("—", None, None)
     assert "lists no gpu-capacity" in e.note

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from flowship.deploy import DeployResult, Target
     from flowship.deploy.merge import MergePreview
     from flowship.deploy.verify import Before
-    from flowship.ecs.costs import Estimate
+    from flowship.ecs.costs import Costs
 
 T = TypeVar("T")
 
@@ -83,8 +83,7 @@ class _Run:
     failed: bool = False
     github: Tracker | None = None  # the GitHub deployment in progress, finished by the report
     merge: MergePreview | None = None  # a preview's effect on main if merged
-    costs: tuple[Estimate, ...] = ()  # one run's cost per planned workflow, and what the prices are
-    cost_source: str = ""
+    costs: Costs | None = None  # one run's cost per planned workflow, and what the prices are
 
 
 def run_ci(config: Config, options: Options) -> int:
@@ -184,7 +183,9 @@ def _deploy(config: Config, options: Options, event: Event, run: _Run) -> None:
     if not plan.scope.is_main and result.outcomes:
         run.merge = _merge_preview(config, plan)
     if options.target == "ecs" and plan.workflows:
-        _costs(config, plan, run)
+        from flowship.ecs.costs import estimate
+
+        run.costs = _courtesy("cannot estimate what a run costs", lambda: estimate(config, plan))
     if before is not None:
         _smoke(config, plan, result, before, run)
     if plan.scope.is_main and result.outcomes and result.ok:  # after a failure (an outage) it only adds noise
@@ -282,13 +283,6 @@ def _drift(config: Config, plan: Plan, target: Target, run: _Run) -> None:
             run.notes.append(f"{labels[kind]}: {rest.strip()}")
 
 
-def _costs(config: Config, plan: Plan, run: _Run) -> None:
-    from flowship.ecs.costs import estimate, prices
-
-    run.costs = _courtesy("cannot estimate what a run costs", lambda: estimate(config, plan)) or ()
-    run.cost_source = prices(config).source if run.costs else ""
-
-
 def _merge_preview(config: Config, plan: Plan) -> MergePreview | None:
     """What merging this preview will do to main (read-only), or None when Prefect cannot say."""
     from flowship.deploy.merge import merge_preview
@@ -348,7 +342,7 @@ def _report(config: Config, ctx: Context, event: Event, run: _Run) -> None:
             plan=run.plan, notes=tuple(run.notes), images=tuple(run.images), deployments=tuple(run.deployments),
             runs=tuple(run.runs), run_url=ctx.run_url,
             prefect_ui_url=config.env.prefect_ui_url, pr_title=event.pr_title, repository_url=ctx.repository_url,
-            merge=run.merge, costs=run.costs, cost_source=run.cost_source,
+            merge=run.merge, costs=run.costs,
         )
         if event.pr is not None and event.repository:
             report = replace(report, links=_comment(config, ctx, event, report))

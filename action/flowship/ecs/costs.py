@@ -29,7 +29,7 @@ from flowship.deploy.runs import run_times
 from flowship.ecs.placement import place
 from flowship.errors import FlowshipError
 from flowship.plan import Plan, PlannedWorkflow
-from flowship.scope import MAIN
+from flowship.scope import Scope, deployment_name
 from flowship.workflow import AwsEcsMachine, Cron, Interval, Schedule
 
 if TYPE_CHECKING:
@@ -70,6 +70,14 @@ class Estimate:
     def monthly(self) -> float | None:
         per_run = self.per_run
         return None if per_run is None or self.monthly_runs is None else per_run * self.monthly_runs
+
+
+@dataclass(frozen=True)
+class Costs:
+    """The estimates of a plan's workflows, and what the prices are (the report says both)."""
+
+    source: str  # e.g. "on-demand, Linux, us-east-1, 2026-06"
+    estimates: tuple[Estimate, ...]
 
 
 def prices(config: Config) -> Prices:
@@ -127,15 +135,12 @@ def _cron_runs(s: Cron, now: datetime) -> int:
 
 
 def estimate(config: Config, plan: Plan, *, client: SyncPrefectClient | None = None,
-             now: datetime | None = None) -> tuple[Estimate, ...]:
+             now: datetime | None = None) -> Costs:
     """An estimate for each planned workflow, with the run history read from Prefect."""
     table = prices(config)
     now = now or datetime.now(timezone.utc)
-    out = []
     with using(config, client) as opened:
-        for w in plan.workflows:
-            out.append(_one(config, table, w, opened, now))
-    return tuple(out)
+        return Costs(table.source, tuple(_one(config, table, w, opened, now) for w in plan.workflows))
 
 
 def _one(config: Config, table: Prices, w: PlannedWorkflow, client: Any, now: datetime) -> Estimate:
@@ -146,7 +151,7 @@ def _one(config: Config, table: Prices, w: PlannedWorkflow, client: Any, now: da
     note = "" if price is not None else f"no price for {runs_on}: add it to [tool.flowship.aws.prices]"
     monthly_runs = runs_per_month(w.workflow.schedule_list, now)
     history, seconds = "its own", run_times(client, w.deployment)
-    main = f"{w.deployment.partition('/')[0]}/{MAIN}"
+    main = deployment_name(w.name, Scope.main())
     if not seconds and w.deployment != main:
         history, seconds = "main's", run_times(client, main)
     if not seconds:

@@ -18,7 +18,7 @@ from flowship.plan import Plan
 from flowship.scope import Scope
 
 if TYPE_CHECKING:
-    from flowship.ecs.costs import Estimate
+    from flowship.ecs.costs import Costs
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,7 @@ class Report:
     links: dict[str, str] = field(default_factory=dict)  # extra named links (the PR comment)
     repository_url: str | None = None  # https://github.com/owner/name: commit and compare links
     merge: MergePreview | None = None  # a preview's effect on main if merged (deploy/merge.py)
-    costs: tuple[Estimate, ...] = ()  # one run's estimated cost per planned workflow (ecs/costs.py)
-    cost_source: str = ""  # what the prices are, e.g. "on-demand, Linux, us-east-1, 2026-06"
+    costs: Costs | None = None  # one run's estimated cost per planned workflow (ecs/costs.py)
 
     def commit_url(self, sha: str | None) -> str | None:
         return f"{self.repository_url}/commit/{sha}" if self.repository_url and _sha(sha) else None

@@ -258,11 +258,11 @@ def _diffs(report: Report) -> list[str]:
 
 def _costs(report: Report) -> list[str]:
     """One run's estimated cost per planned workflow, and a month of its schedules."""
-    if not report.costs:
+    if report.costs is None or not report.costs.estimates:
         return []
     out = ["### Cost per run (estimate)", "",
            "| Deployment | Runs on | Price | Median run | Per run | Per month |", "| --- | --- | --- | --- | --- | --- |"]
-    for e in sorted(report.costs, key=lambda e: e.deployment):
+    for e in sorted(report.costs.estimates, key=lambda e: e.deployment):
         price = f"${e.hourly:.4g}/h" if e.hourly is not None else md(e.note or "—")
         if e.median_seconds is None:
             median = "no runs yet"
@@ -273,8 +273,7 @@ def _costs(report: Report) -> list[str]:
         month = "not scheduled" if e.monthly_runs is None else (
             f"{_usd(e.monthly)} ({e.monthly_runs} runs)" if e.monthly is not None else f"{e.monthly_runs} runs")
         out.append(f"| {md(e.deployment)} | {md(e.runs_on)} | {price} | {median} | {per_run} | {month} |")
-    source = md(report.cost_source) if report.cost_source else "on-demand"
-    return out + ["", f"<sub>An estimate, not a bill: {source} prices (`[tool.flowship.aws.prices]` overrides them) "
+    return out + ["", f"<sub>An estimate, not a bill: {md(report.costs.source)} prices (`[tool.flowship.aws.prices]` overrides them) "
                   "× the median of the deployment's last completed runs (a new preview uses main's); "
                   "a month is the runs its schedules start in 30 days. Start-up, storage of images, "
                   "logs and discounts are not in it.</sub>", ""]
