@@ -168,8 +168,8 @@ def _pull_request(payload: dict[str, Any], default: str, common: dict[str, Any])
     if action == "closed":
         return Event(**info, action="cleanup", reason=f"pull request #{number} was closed; its preview is removed.")
     labels = {label.get("name") for label in pr.get("labels") or () if isinstance(label, dict)}
-    added = (payload.get("label") or {}).get("name") if isinstance(payload.get("label"), dict) else None
-    replan = action == "labeled" and added == SMOKE_LABEL
+    added = payload.get("label")  # the label a `labeled` event added
+    replan = action == "labeled" and isinstance(added, dict) and added.get("name") == SMOKE_LABEL
     if action not in _DEPLOY_ACTIONS and not replan:
         return Event(**info, action="nothing", reason=f"a pull request that was {action} deploys nothing.")
     base_sha = str(_require(pr, "base", "sha"))

@@ -90,7 +90,12 @@ def smoked(plan: Plan) -> dict[str, dict[str, Any]]:
 
 
 def snapshot(config: Config, plan: Plan, *, client: SyncPrefectClient | None = None) -> Before:
-    """Main as it is now, for `verify` to put back: read before `deploy_plan`."""
+    """Main as it is now, for `verify` to put back: read before `deploy_plan`.
+
+    A preview is never put back (`verify`), so there is nothing of it to read.
+    """
+    if not plan.scope.is_main:
+        return Before(None, {})
     names = list(smoked(plan))
     with using(config, client) as opened:
         existing = remote.deployments_of(opened, remote.flow_ids(opened, names), plan.scope.name) if names else {}
