@@ -14,7 +14,7 @@ from flowship.scope import Scope
 from flowship.workflow import Workflow
 
 from testing.deployments import FlowRepo, read_back, uid
-from testing.worker import start_process_worker
+from testing.worker import process_worker
 
 CPU = "machine=AwsEcsMachine(cpu_value=256, memory_value=512)"
 # What a rollback must restore exactly: everything the deployment is, except when it was written.
@@ -28,6 +28,16 @@ def test_smoke_is_validated_like_the_other_fields():
     assert Workflow.from_json(Workflow(smoke={"x": 1}).to_json()).smoke == {"x": 1}
     with pytest.raises(MachineError, match="smoke"):
         Workflow(smoke=[1])
+
+
+def smoked_commits(flows: FlowRepo, name: str, rest: str):
+    """`commit(x, message)`: the flow `name` declared with smoke={"x": x} and `rest` (its `{message}`
+    filled in), committed; x < 0 makes the flow raise, a commit that breaks its smoke run."""
+    def commit(x: int, message: str) -> str:
+        flows.write_flow(name, Workflow(), declaration=f'{CPU}, smoke={{"x": {x}}}, ' + rest.format(message=message))
+        return flows.repo.commit(message=message)
+
+    return commit
 
 
 def fields(deployment: dict) -> dict:
@@ -44,11 +54,7 @@ def test_a_failing_smoke_run_rolls_back_and_a_passing_one_stays(repo, prefect_ap
     flows = FlowRepo.create(repo, prefect_api)
     name = f"smoked-{uid()}"
 
-    def commit(x: int, description: str) -> str:
-        # x < 0 makes the flow raise: a commit that breaks the flow's smoke run.
-        flows.write_flow(name, Workflow(), declaration=f'{CPU}, smoke={{"x": {x}}}, description="{description}", '
-                                                         'schedules=[3600], timeout_seconds=120')
-        return repo.commit(message=description)
+    commit = smoked_commits(flows, name, 'description="{message}", schedules=[3600], timeout_seconds=120')
 
     first = commit(1, "v1")
     env = {"PREFECT_API_URL": prefect_api, "FLOWSHIP_PREFECT_UI_URL": "http://127.0.0.1:4200"}
@@ -58,9 +64,7 @@ def test_a_failing_smoke_run_rolls_back_and_a_passing_one_stays(repo, prefect_ap
     assert main([*deploy, "--flow", name], env) == 0
     capsys.readouterr()
 
-    worker = start_process_worker(flows.pool, prefect_api, tmp_path)
-    log = tmp_path / "worker.log"
-    try:
+    with process_worker(flows.pool, prefect_api, tmp_path) as log:
         before = fields(read_back(prefect_api, [name])[f"{name}/main"])
         assert before["version"] == first
 
@@ -90,9 +94,6 @@ def test_a_failing_smoke_run_rolls_back_and_a_passing_one_stays(repo, prefect_ap
         err = capsys.readouterr().err
         assert code == 1 and f"{name} kept its new commit: smoke run failed: " in err
         assert read_back(prefect_api, [name])[f"{name}/main"]["version"] == fourth
-    finally:
-        worker.terminate()
-        worker.wait(30)
 
 
 @pytest.mark.integration
@@ -101,9 +102,7 @@ def test_a_rollback_never_goes_to_a_commit_that_is_not_an_ancestor_of_the_head(r
     flows = FlowRepo.create(repo, prefect_api)
     name = f"smoked-{uid()}"
 
-    def commit(x: int, description: str) -> str:
-        flows.write_flow(name, Workflow(), declaration=f'{CPU}, smoke={{"x": {x}}}, description="{description}"')
-        return repo.commit(message=description)
+    commit = smoked_commits(flows, name, 'description="{message}"')
 
     env = {"PREFECT_API_URL": prefect_api}
     root = ["--root", str(repo.path)]
@@ -114,16 +113,11 @@ def test_a_rollback_never_goes_to_a_commit_that_is_not_an_ancestor_of_the_head(r
     assert main([*root, "deploy", "--branch", "main", "--all", "--force"], env) == 0
     repo.git("checkout", "-q", "main")
     assert repo.head() == base
-    worker = start_process_worker(flows.pool, prefect_api, tmp_path)
-    log = tmp_path / "worker.log"
-    try:
+    with process_worker(flows.pool, prefect_api, tmp_path) as log:
         broken = commit(-1, "breaks it")
         capsys.readouterr()
         code = main([*root, "deploy", "--branch", "main", "--all", "--verify"], env)
         err = capsys.readouterr().err
-    finally:
-        worker.terminate()
-        worker.wait(30)
     assert code == 1, err + log.read_text()[-3000:]
     assert f"{name} kept its new commit: smoke run failed: " in err
     assert f"{side[:12]} is not an ancestor of {broken[:12]}; not going there" in err
@@ -140,9 +134,7 @@ def test_a_preview_is_smoke_run_only_when_asked_and_never_rolled_back(repo, pref
     flows = FlowRepo.create(repo, prefect_api)
     name = f"smoked-{uid()}"
 
-    def commit(x: int, message: str) -> str:
-        flows.write_flow(name, Workflow(), declaration=f'{CPU}, smoke={{"x": {x}}}, schedules=["0 5 * * *"]')
-        return repo.commit(message=message)
+    commit = smoked_commits(flows, name, 'schedules=["0 5 * * *"]')
 
     env = {"PREFECT_API_URL": prefect_api}
     base = commit(1, "main")
@@ -153,9 +145,7 @@ def test_a_preview_is_smoke_run_only_when_asked_and_never_rolled_back(repo, pref
     preview = f"{name}/{Scope.preview('feat/smoke').name}"
     pr = {"number": 7, "branch": "feat/smoke", "head": head, "base": base}
 
-    worker = start_process_worker(flows.pool, prefect_api, tmp_path)
-    log = tmp_path / "worker.log"
-    try:
+    with process_worker(flows.pool, prefect_api, tmp_path) as log:
         # Not asked: the preview deploys, and no smoke run starts.
         step = ci("pull_request", pr_payload("opened", **pr), capsys)
         assert step.code == 0 and step.deployments == {preview: "created"}, step.log
@@ -174,6 +164,3 @@ def test_a_preview_is_smoke_run_only_when_asked_and_never_rolled_back(repo, pref
         step = ci("pull_request", pr_payload("synchronize", **pr | {"head": fixed}, labels=(SMOKE_LABEL,)), capsys)
         assert step.code == 0, step.log + log.read_text()[-3000:]
         assert step.deployments == {preview: "updated"} and f"{preview}: smoke run completed" in step.log
-    finally:
-        worker.terminate()
-        worker.wait(30)

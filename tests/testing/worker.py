@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -52,11 +54,18 @@ def stop(worker: subprocess.Popen) -> None:
         worker.kill()
 
 
-def start_process_worker(pool: str, api: str, tmp_path: Path) -> subprocess.Popen:
-    """A real Prefect process worker on `pool` (log: worker.log), for runs of the local target."""
+@contextmanager
+def process_worker(pool: str, api: str, tmp_path: Path) -> Iterator[Path]:
+    """A real Prefect process worker on `pool` while the block runs, for runs of the local target; yields its log."""
     env = os.environ | {"PREFECT_API_URL": api, "PREFECT_WORKER_QUERY_SECONDS": "1",
                         "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_LOGGING_LEVEL": "INFO"}
-    return subprocess.Popen(
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
         [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"],
-        env=env, stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )
+    try:
+        yield log
+    finally:
+        worker.terminate()
+        worker.wait(30)
